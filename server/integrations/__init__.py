@@ -1,0 +1,1 @@
+"""Connectors: each turns one provider's API into a plain snapshot of nodes."""
