@@ -1,0 +1,274 @@
+"""Accounts, users, sign-in tokens and invitations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ..domain import clock
+from ..domain.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from ..store.base import Backend, Doc, DuplicateKey
+from .ids import digest, new_id, new_secret
+from .principal import Principal
+
+log = logging.getLogger(__name__)
+
+INVITATION_TTL_S = 7 * 24 * 3600
+MIN_PASSWORD = 8
+_hasher = PasswordHasher()
+# Verified when the e-mail is unknown, so that both failures take the same time.
+_DUMMY_HASH = _hasher.hash("tasktimer-dummy-password")
+
+UserHook = Callable[[str, str], Awaitable[None]]
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def public_user(doc: Doc) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "email": doc["email"],
+        "name": doc.get("name") or "",
+        "role": doc["role"],
+        "active": bool(doc.get("active", True)),
+        "account_id": doc["account_id"],
+    }
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(
+            "password too short",
+            [{"field": "password", "message": f"at least {MIN_PASSWORD} characters"}],
+        )
+
+
+class AccountService:
+    def __init__(self, backend: Backend, *, public_url: str, token_ttl_days: float) -> None:
+        self._db = backend
+        self._public_url = public_url
+        self._token_ttl_s = token_ttl_days * 86400
+        # Called with (account_id, user_id) when a user joins or becomes active again.
+        self.on_user_joined: list[UserHook] = []
+        # Called with (account_id, user_id) when a user is deactivated.
+        self.on_user_deactivated: list[UserHook] = []
+
+    # -- bootstrap ------------------------------------------------------------------
+
+    async def user_count(self) -> int:
+        return await self._db.count("users", {})
+
+    async def create_account_with_admin(
+        self, email: str, password: str, name: str = "", account_name: str = "Tasktimer"
+    ) -> Doc:
+        _check_password(password)
+        account_id = new_id()
+        await self._db.insert(
+            "accounts",
+            {
+                "_id": account_id,
+                "name": account_name,
+                "tree_version": 0,
+                "created_at": clock.now_iso(),
+            },
+        )
+        return await self._insert_user(
+            account_id, email, name or email.split("@")[0], "admin", await hash_password(password)
+        )
+
+    async def _insert_user(
+        self, account_id: str, email: str, name: str, role: str, password_hash: str | None
+    ) -> Doc:
+        doc: Doc = {
+            "_id": new_id(),
+            "account_id": account_id,
+            "email": normalize_email(email),
+            "name": name,
+            "role": role,
+            "active": True,
+            "password_hash": password_hash,
+            "created_at": clock.now_iso(),
+        }
+        try:
+            await self._db.insert("users", doc)
+        except DuplicateKey:
+            raise Conflict("a user with this e-mail already exists", code="email_taken") from None
+        for hook in self.on_user_joined:
+            await hook(account_id, doc["_id"])
+        return doc
+
+    # -- sign-in --------------------------------------------------------------------
+
+    async def login(self, email: str, password: str) -> tuple[str, Doc]:
+        user = await self._db.find_one("users", {"email": normalize_email(email)})
+        stored = user.get("password_hash") if user else None
+        ok = await verify_password(stored or _DUMMY_HASH, password)
+        if not (ok and user and stored and user.get("active", True)):
+            raise Unauthorized("wrong e-mail or password", code="invalid_credentials")
+        return await self._issue_token(user), user
+
+    async def _issue_token(self, user: Doc) -> str:
+        token = new_secret()
+        await self._db.insert(
+            "tokens",
+            {
+                "_id": digest(token),
+                "account_id": user["account_id"],
+                "user_id": user["_id"],
+                "created_at": clock.now_iso(),
+                "expires_at": clock.later_iso(self._token_ttl_s),
+            },
+        )
+        return token
+
+    async def authenticate(self, token: str) -> Principal:
+        token_hash = digest(token)
+        record = await self._db.find_one("tokens", {"_id": token_hash})
+        if record is None or record["expires_at"] < clock.now_iso():
+            raise Unauthorized("invalid or expired token", code="invalid_token")
+        user = await self._db.find_one(
+            "users", {"_id": record["user_id"], "account_id": record["account_id"]}
+        )
+        if user is None or not user.get("active", True):
+            raise Unauthorized("invalid or expired token", code="invalid_token")
+        return Principal(
+            account_id=user["account_id"],
+            user_id=user["_id"],
+            email=user["email"],
+            name=user.get("name") or "",
+            role=user["role"],
+            token_hash=token_hash,
+        )
+
+    async def logout(self, principal: Principal) -> None:
+        await self._db.delete_many(
+            "tokens", {"_id": principal.token_hash, "account_id": principal.account_id}
+        )
+
+    # -- users ----------------------------------------------------------------------
+
+    async def get_user(self, account_id: str, user_id: str) -> Doc:
+        user = await self._db.find_one("users", {"_id": user_id, "account_id": account_id})
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    async def list_users(self, account_id: str, *, skip: int, limit: int) -> list[Doc]:
+        return await self._db.find(
+            "users", {"account_id": account_id}, sort=[("_id", 1)], skip=skip, limit=limit
+        )
+
+    async def active_user_ids(self, account_id: str) -> list[str]:
+        users = await self._db.find("users", {"account_id": account_id, "active": True})
+        return [u["_id"] for u in users]
+
+    async def users_by_email(self, account_id: str) -> dict[str, Doc]:
+        users = await self._db.find("users", {"account_id": account_id})
+        return {u["email"]: u for u in users}
+
+    async def create_user(
+        self,
+        principal: Principal,
+        email: str,
+        name: str,
+        password: str | None,
+        role: str,
+    ) -> tuple[Doc, str | None]:
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        if password is not None:
+            _check_password(password)
+            return await self._insert_user(
+                principal.account_id, email, name, role, await hash_password(password)
+            ), None
+        user = await self._insert_user(principal.account_id, email, name, role, None)
+        return user, await self.invite(principal.account_id, user)
+
+    async def invite(self, account_id: str, user: Doc) -> str:
+        token = new_secret()
+        await self._db.insert(
+            "invitations",
+            {
+                "_id": digest(token),
+                "account_id": account_id,
+                "user_id": user["_id"],
+                "email": user["email"],
+                "used": False,
+                "expires_at": clock.later_iso(INVITATION_TTL_S),
+                "created_at": clock.now_iso(),
+            },
+        )
+        return f"{self._public_url}/invite/{token}"
+
+    async def accept_invitation(
+        self, token: str, password: str, name: str | None
+    ) -> tuple[str, Doc]:
+        _check_password(password)
+        invitation = await self._db.update_one(
+            "invitations",
+            {"_id": digest(token), "used": False, "expires_at": {"$gt": clock.now_iso()}},
+            {"used": True, "used_at": clock.now_iso()},
+        )
+        if invitation is None:
+            raise NotFound("invitation not found, used or expired", code="invitation_invalid")
+        changes: dict[str, Any] = {"password_hash": await hash_password(password)}
+        if name:
+            changes["name"] = name
+        user = await self._db.update_one(
+            "users",
+            {"_id": invitation["user_id"], "account_id": invitation["account_id"]},
+            changes,
+        )
+        if user is None:
+            raise NotFound("invitation not found, used or expired", code="invitation_invalid")
+        return await self._issue_token(user), user
+
+    async def update_user(self, principal: Principal, user_id: str, changes: dict[str, Any]) -> Doc:
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        user = await self.get_user(principal.account_id, user_id)
+        demoting = changes.get("role") == "user" or changes.get("active") is False
+        if demoting and user["role"] == "admin" and user.get("active", True):
+            admins = await self._db.count(
+                "users", {"account_id": principal.account_id, "role": "admin", "active": True}
+            )
+            if admins <= 1:
+                raise Conflict("the account needs at least one active admin", code="last_admin")
+        if not changes:
+            return user
+        updated = await self._db.update_one(
+            "users", {"_id": user_id, "account_id": principal.account_id}, changes
+        )
+        assert updated is not None
+        was_active = bool(user.get("active", True))
+        if changes.get("active") is False and was_active:
+            await self._db.delete_many(
+                "tokens", {"account_id": principal.account_id, "user_id": user_id}
+            )
+            for hook in self.on_user_deactivated:
+                await hook(principal.account_id, user_id)
+        if changes.get("active") is True and not was_active:
+            for hook in self.on_user_joined:
+                await hook(principal.account_id, user_id)
+        return updated

@@ -1,0 +1,130 @@
+"""Live events for a user's connected clients (SSE).
+
+Within one process, events go straight to the subscribers' queues. With MongoDB several
+server processes share the data, so every event is also written to the ``events``
+collection and each process runs a tailing poll of it (MongoDB change streams need a
+replica set, which many small installations lack); a process skips the events it wrote
+itself. On SQLite there is one process, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from ..domain import clock
+from ..store.base import Backend
+from .ids import new_id, new_secret
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+RETENTION_S = 600.0
+
+
+class EventBus:
+    def __init__(self, backend: Backend, *, shared: bool, poll_s: float) -> None:
+        self._backend = backend
+        self._shared = shared
+        self._poll_s = poll_s
+        self._origin = new_secret()[:16]
+        self._subscribers: dict[tuple[str, str], set[asyncio.Queue[tuple[str, str]]]] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._seen: dict[str, str] = {}
+
+    async def start(self) -> None:
+        if self._shared:
+            self._poller = asyncio.create_task(self._poll(), name="event-poll")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    def _deliver(self, account_id: str, user_id: str, kind: str, payload: str) -> None:
+        for queue in self._subscribers.get((account_id, user_id), ()):
+            if queue.full():
+                # A client that does not read is dropped rather than letting memory grow.
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait((kind, payload))
+
+    async def publish(self, account_id: str, user_id: str, kind: str, data: Any) -> None:
+        payload = json.dumps(data, separators=(",", ":"))
+        self._deliver(account_id, user_id, kind, payload)
+        if self._shared:
+            try:
+                await self._backend.insert(
+                    "events",
+                    {
+                        "_id": new_id(),
+                        "account_id": account_id,
+                        "user_id": user_id,
+                        "type": kind,
+                        "data": payload,
+                        "created_at": clock.now_iso(),
+                        "origin": self._origin,
+                    },
+                )
+            except Exception:
+                log.exception("could not store an event for other processes")
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, account_id: str, user_id: str
+    ) -> AsyncIterator[asyncio.Queue[tuple[str, str]]]:
+        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(QUEUE_SIZE)
+        key = (account_id, user_id)
+        self._subscribers.setdefault(key, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._subscribers.get(key)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._subscribers[key]
+
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscribers.values())
+
+    async def _poll(self) -> None:
+        # Re-read a short overlap window each time: writes of other processes may become
+        # visible slightly out of timestamp order. ``_seen`` removes the duplicates.
+        overlap = timedelta(seconds=5)
+        since = clock.now() - overlap
+        cleanup_due = clock.now()
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                now = clock.now()
+                docs = await self._backend.find(
+                    "events",
+                    {"created_at": {"$gte": clock.iso(since)}, "origin": {"$ne": self._origin}},
+                    sort=[("created_at", 1)],
+                    limit=5000,
+                )
+                for doc in docs:
+                    if doc["_id"] in self._seen:
+                        continue
+                    self._seen[doc["_id"]] = doc["created_at"]
+                    self._deliver(doc["account_id"], doc["user_id"], doc["type"], doc["data"])
+                since = now - overlap
+                horizon = clock.iso(since)
+                self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+                if now >= cleanup_due:
+                    cleanup_due = now + timedelta(seconds=60)
+                    await self._backend.delete_many(
+                        "events",
+                        {"created_at": {"$lt": clock.iso(now - timedelta(seconds=RETENTION_S))}},
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event poll failed; retrying")

@@ -1,0 +1,1 @@
+"""Persistence: one backend protocol, two adapters (SQLite, MongoDB), repositories on top."""

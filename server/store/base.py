@@ -1,0 +1,101 @@
+"""The document backend both adapters implement.
+
+Records are flat documents keyed by ``_id``. Every field a query filters or sorts on is
+declared in the collection's spec, so the SQLite adapter can keep it in a real, indexed
+column. Invariants (one running timer per user, one task per imported item) are unique
+indexes that both databases enforce themselves.
+
+Filters are small MongoDB-style dicts: ``{field: value}``, or ``{field: {op: value}}``
+with op one of ``$in``, ``$nin``, ``$ne``, ``$lt``, ``$lte``, ``$gt``, ``$gte``.
+A value of ``None`` matches a missing or null field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Doc = dict[str, Any]
+Filter = Mapping[str, Any]
+Sort = Sequence[tuple[str, int]]
+ReturnDoc = Literal["before", "after"]
+
+OPERATORS = frozenset({"$in", "$nin", "$ne", "$lt", "$lte", "$gt", "$gte"})
+
+
+class DuplicateKey(Exception):
+    """A write would break a unique index."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    fields: tuple[str, ...]
+    unique: bool = False
+    # Equality conditions only (field -> literal), so both databases can express them.
+    partial: Mapping[str, bool | str | int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    name: str
+    # Filterable scalar fields besides ``_id``; types: "text", "int", "real", "bool".
+    fields: Mapping[str, str]
+    indexes: tuple[Index, ...] = field(default_factory=tuple)
+
+
+class Backend(Protocol):
+    kind: str
+
+    async def open(self, specs: Sequence[CollectionSpec]) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def insert(self, coll: str, doc: Doc) -> None: ...
+
+    async def insert_many(self, coll: str, docs: Sequence[Doc]) -> None: ...
+
+    async def find_one(self, coll: str, flt: Filter) -> Doc | None: ...
+
+    async def find(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        sort: Sort | None = None,
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Doc]: ...
+
+    async def count(self, coll: str, flt: Filter) -> int: ...
+
+    async def update_one(
+        self,
+        coll: str,
+        flt: Filter,
+        set_: Mapping[str, Any] | None = None,
+        *,
+        inc: Mapping[str, int] | None = None,
+        return_doc: ReturnDoc = "after",
+    ) -> Doc | None:
+        """Atomically update the first matching document; returns it (before or after
+        the change) or None when nothing matched."""
+        ...
+
+    async def update_many(self, coll: str, flt: Filter, set_: Mapping[str, Any]) -> int: ...
+
+    async def bulk_set(self, coll: str, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Apply ``$set`` updates by ``_id`` in one round trip."""
+        ...
+
+    async def delete_many(self, coll: str, flt: Filter) -> int: ...
+
+    async def meta_get(self, key: str) -> Any: ...
+
+    async def meta_set(self, key: str, value: Any) -> None: ...

@@ -1,0 +1,119 @@
+"""Collections, their filterable fields and their indexes: the schema both adapters build."""
+
+from __future__ import annotations
+
+from .base import CollectionSpec, Index
+
+T, I, B = "text", "int", "bool"
+
+ACCOUNTS = CollectionSpec("accounts", {"name": T})
+USERS = CollectionSpec(
+    "users",
+    {"account_id": T, "email": T, "active": B, "role": T},
+    (
+        # Login is by e-mail alone, so an e-mail address belongs to one user everywhere.
+        Index(("email",), unique=True),
+        Index(("account_id", "email")),
+    ),
+)
+TOKENS = CollectionSpec(
+    "tokens",
+    {"account_id": T, "user_id": T, "expires_at": T},
+    (Index(("account_id", "user_id")),),
+)
+INVITATIONS = CollectionSpec(
+    "invitations",
+    {"account_id": T, "user_id": T, "email": T, "used": B, "expires_at": T},
+    (Index(("account_id", "email")),),
+)
+TASKS = CollectionSpec(
+    "tasks",
+    {
+        "account_id": T,
+        "parent_id": T,
+        "imported": B,
+        "source_service": T,
+        "source_external_id": T,
+        "removed": B,
+        "archived": B,
+    },
+    (
+        Index(("account_id", "parent_id")),
+        # One task per imported item, ever: re-enabling reuses it instead of duplicating.
+        Index(
+            ("account_id", "source_service", "source_external_id"),
+            unique=True,
+            partial={"imported": True},
+        ),
+    ),
+)
+MEMBERS = CollectionSpec(
+    "members",
+    {"account_id": T, "task_id": T, "user_id": T, "origin": T, "removed": B},
+    (
+        Index(("account_id", "task_id", "user_id"), unique=True),
+        Index(("account_id", "user_id")),
+    ),
+)
+ENTRIES = CollectionSpec(
+    "entries",
+    {
+        "account_id": T,
+        "user_id": T,
+        "task_id": T,
+        "start": T,
+        "end": T,
+        "running": B,
+        "pending_service": T,
+        "pending_external_id": T,
+    },
+    (
+        Index(("account_id", "user_id", "start")),
+        Index(("account_id", "task_id")),
+        Index(("account_id", "pending_service", "pending_external_id")),
+        # The database itself holds "at most one running timer per user".
+        Index(("account_id", "user_id"), unique=True, partial={"running": True}),
+    ),
+)
+IDEMPOTENCY = CollectionSpec(
+    "idempotency",
+    {"account_id": T, "user_id": T, "expires_at": T},
+    (Index(("account_id", "expires_at")),),
+)
+INTEGRATIONS = CollectionSpec(
+    "integrations",
+    {"account_id": T, "service": T, "status": T, "next_sync_at": T},
+    (Index(("account_id", "service"), unique=True), Index(("status", "next_sync_at"))),
+)
+SYNCS = CollectionSpec(
+    "syncs",
+    {"account_id": T, "service": T, "state": T, "started_at": T},
+    (Index(("account_id", "service", "started_at")),),
+)
+LEASES = CollectionSpec("leases", {"account_id": T, "owner": T, "expires_at": T})
+EVENTS = CollectionSpec(
+    "events",
+    {"account_id": T, "user_id": T, "created_at": T, "origin": T},
+    (Index(("created_at",)), Index(("account_id", "user_id", "created_at"))),
+)
+OAUTH_STATES = CollectionSpec(
+    "oauth_states",
+    {"account_id": T, "user_id": T, "expires_at": T, "used": B},
+    (Index(("account_id", "user_id")),),
+)
+
+ALL = (
+    ACCOUNTS,
+    USERS,
+    TOKENS,
+    INVITATIONS,
+    TASKS,
+    MEMBERS,
+    ENTRIES,
+    IDEMPOTENCY,
+    INTEGRATIONS,
+    SYNCS,
+    LEASES,
+    EVENTS,
+    OAUTH_STATES,
+)

@@ -1,0 +1,350 @@
+"""Embedded SQLite adapter.
+
+One connection lives on one dedicated thread: every operation is a short function run
+there, so writes are serialised (each operation is atomic on its own) and the event loop
+never blocks on disk I/O. WAL mode lets readers of other processes (backups, the CLI)
+work beside the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import (
+    OPERATORS,
+    CollectionSpec,
+    Doc,
+    DuplicateKey,
+    Filter,
+    ReturnDoc,
+    Sort,
+    StoreUnavailable,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "real": "REAL", "bool": "INTEGER"}
+_COMPARE = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+
+
+def _dumps(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _literal(value: bool | str | int) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+class SQLiteBackend:
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._fields: dict[str, tuple[str, ...]] = {}
+
+    # -- plumbing -------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def job() -> T:
+            conn = self._conn
+            if conn is None:
+                raise StoreUnavailable("database is closed")
+            try:
+                result = fn(conn)
+                conn.commit()
+                return result
+            except sqlite3.IntegrityError as exc:
+                conn.rollback()
+                raise DuplicateKey(str(exc)) from None
+            except BaseException:
+                conn.rollback()
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+
+    def _columns(self, coll: str) -> tuple[str, ...]:
+        try:
+            return self._fields[coll]
+        except KeyError:
+            raise ValueError(f"unknown collection {coll!r}") from None
+
+    def _row(self, coll: str, doc: Mapping[str, Any]) -> list[Any]:
+        return [doc["_id"], _dumps(doc), *(doc.get(c) for c in self._columns(coll))]
+
+    def _where(self, coll: str, flt: Filter) -> tuple[str, list[Any]]:
+        allowed = self._columns(coll)
+        parts: list[str] = []
+        params: list[Any] = []
+        for name, cond in flt.items():
+            if name != "_id" and name not in allowed:
+                raise ValueError(f"{coll}.{name} is not a declared field")
+            col = f'"{name}"'
+            if isinstance(cond, dict):
+                for op, value in cond.items():
+                    if op not in OPERATORS:
+                        raise ValueError(f"unsupported operator {op}")
+                    if op in ("$in", "$nin"):
+                        values = list(value)
+                        marks = ",".join("?" * len(values))
+                        if op == "$in":
+                            parts.append(f"{col} IN ({marks})" if values else "0")
+                        else:
+                            parts.append(
+                                f"({col} IS NULL OR {col} NOT IN ({marks}))" if values else "1"
+                            )
+                        params.extend(values)
+                    elif op == "$ne":
+                        if value is None:
+                            parts.append(f"{col} IS NOT NULL")
+                        else:
+                            parts.append(f"({col} IS NULL OR {col} != ?)")
+                            params.append(value)
+                    else:
+                        parts.append(f"{col} {_COMPARE[op]} ?")
+                        params.append(value)
+            elif cond is None:
+                parts.append(f"{col} IS NULL")
+            else:
+                parts.append(f"{col} = ?")
+                params.append(cond)
+        return (" AND ".join(parts) or "1"), params
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self, specs: Sequence[CollectionSpec]) -> None:
+        for spec in specs:
+            self._fields[spec.name] = tuple(spec.fields)
+
+        def connect() -> None:
+            if self._path.parent and not self._path.parent.exists():
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self._path, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+        await self._run(lambda conn: self._migrate(conn, specs))
+
+    def _migrate(self, conn: sqlite3.Connection, specs: Sequence[CollectionSpec]) -> None:
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(json.loads(row[0])) if row else 0
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema {version} is newer than this server ({SCHEMA_VERSION})"
+            )
+        for spec in specs:
+            cols = "".join(f', "{n}" {_SQL_TYPES[t]}' for n, t in spec.fields.items())
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{spec.name}" '
+                f"(_id TEXT PRIMARY KEY, doc TEXT NOT NULL{cols})"
+            )
+            # Columns added by a newer server version are back-filled from the documents.
+            present = {r[1] for r in conn.execute(f'PRAGMA table_info("{spec.name}")')}
+            for name, typ in spec.fields.items():
+                if name not in present:
+                    conn.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" {_SQL_TYPES[typ]}')
+                    conn.execute(
+                        f'UPDATE "{spec.name}" SET "{name}" = json_extract(doc, ?)', (f"$.{name}",)
+                    )
+            for index in spec.indexes:
+                iname = f"ix_{spec.name}_{'_'.join(index.fields)}"
+                if index.partial:
+                    iname += "_p_" + "_".join(index.partial)
+                unique = "UNIQUE " if index.unique else ""
+                where = ""
+                if index.partial:
+                    where = " WHERE " + " AND ".join(
+                        f'"{k}" = {_literal(v)}' for k, v in index.partial.items()
+                    )
+                cols = ", ".join(f'"{f}"' for f in index.fields)
+                conn.execute(
+                    f'CREATE {unique}INDEX IF NOT EXISTS "{iname}" ON "{spec.name}" ({cols}){where}'
+                )
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (json.dumps(SCHEMA_VERSION),),
+        )
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- operations -----------------------------------------------------------------
+
+    def _insert_sql(self, coll: str) -> str:
+        cols = self._columns(coll)
+        names = ", ".join(["_id", "doc", *(f'"{c}"' for c in cols)])
+        marks = ",".join("?" * (len(cols) + 2))
+        return f'INSERT INTO "{coll}" ({names}) VALUES ({marks})'
+
+    async def insert(self, coll: str, doc: Doc) -> None:
+        sql, row = self._insert_sql(coll), self._row(coll, doc)
+        await self._run(lambda conn: conn.execute(sql, row))
+
+    async def insert_many(self, coll: str, docs: Sequence[Doc]) -> None:
+        if not docs:
+            return
+        sql = self._insert_sql(coll)
+        rows = [self._row(coll, d) for d in docs]
+        await self._run(lambda conn: conn.executemany(sql, rows))
+
+    def _select(
+        self, coll: str, flt: Filter, sort: Sort | None, limit: int | None, skip: int = 0
+    ) -> tuple[str, list[Any]]:
+        where, params = self._where(coll, flt)
+        sql = f'SELECT doc FROM "{coll}" WHERE {where}'
+        if sort:
+            allowed = self._columns(coll)
+            for name, _ in sort:
+                if name != "_id" and name not in allowed:
+                    raise ValueError(f"cannot sort on {coll}.{name}")
+            sql += " ORDER BY " + ", ".join(f'"{n}" {"ASC" if d >= 0 else "DESC"}' for n, d in sort)
+        if limit is not None or skip:
+            sql += f" LIMIT {int(limit) if limit is not None else -1}"
+        if skip:
+            sql += f" OFFSET {int(skip)}"
+        return sql, params
+
+    async def find_one(self, coll: str, flt: Filter) -> Doc | None:
+        sql, params = self._select(coll, flt, None, 1)
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return json.loads(row[0]) if row else None
+
+    async def find(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        sort: Sort | None = None,
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Doc]:
+        sql, params = self._select(coll, flt, sort, limit, skip)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [json.loads(r[0]) for r in rows]
+
+    async def count(self, coll: str, flt: Filter) -> int:
+        where, params = self._where(coll, flt)
+        sql = f'SELECT COUNT(*) FROM "{coll}" WHERE {where}'
+        row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return int(row[0])
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        coll: str,
+        doc: Doc,
+        set_: Mapping[str, Any] | None,
+        inc: Mapping[str, int] | None,
+    ) -> Doc:
+        new = dict(doc)
+        if set_:
+            new.update(set_)
+        for key, step in (inc or {}).items():
+            new[key] = int(new.get(key) or 0) + step
+        cols = self._columns(coll)
+        assignments = ", ".join(["doc = ?", *(f'"{c}" = ?' for c in cols)])
+        conn.execute(
+            f'UPDATE "{coll}" SET {assignments} WHERE _id = ?',
+            [_dumps(new), *(new.get(c) for c in cols), new["_id"]],
+        )
+        return new
+
+    async def update_one(
+        self,
+        coll: str,
+        flt: Filter,
+        set_: Mapping[str, Any] | None = None,
+        *,
+        inc: Mapping[str, int] | None = None,
+        return_doc: ReturnDoc = "after",
+    ) -> Doc | None:
+        sql, params = self._select(coll, flt, None, 1)
+
+        def job(conn: sqlite3.Connection) -> Doc | None:
+            row = conn.execute(sql, params).fetchone()
+            if row is None:
+                return None
+            before: Doc = json.loads(row[0])
+            after = self._apply(conn, coll, before, set_, inc)
+            return before if return_doc == "before" else after
+
+        return await self._run(job)
+
+    async def update_many(self, coll: str, flt: Filter, set_: Mapping[str, Any]) -> int:
+        sql, params = self._select(coll, flt, None, None)
+
+        def job(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(sql, params).fetchall()
+            for row in rows:
+                self._apply(conn, coll, json.loads(row[0]), set_, None)
+            return len(rows)
+
+        return await self._run(job)
+
+    async def bulk_set(self, coll: str, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        if not updates:
+            return
+        by_id = dict(updates)
+        ids = list(by_id)
+
+        def job(conn: sqlite3.Connection) -> None:
+            cols = self._columns(coll)
+            assignments = ", ".join(["doc = ?", *(f'"{c}" = ?' for c in cols)])
+            sql = f'UPDATE "{coll}" SET {assignments} WHERE _id = ?'
+            rows: list[list[Any]] = []
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                for (raw,) in conn.execute(
+                    f'SELECT doc FROM "{coll}" WHERE _id IN ({marks})', chunk
+                ):
+                    doc = json.loads(raw)
+                    doc.update(by_id[doc["_id"]])
+                    rows.append([_dumps(doc), *(doc.get(c) for c in cols), doc["_id"]])
+            conn.executemany(sql, rows)
+
+        await self._run(job)
+
+    async def delete_many(self, coll: str, flt: Filter) -> int:
+        where, params = self._where(coll, flt)
+        sql = f'DELETE FROM "{coll}" WHERE {where}'
+        return await self._run(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def meta_get(self, key: str) -> Any:
+        row = await self._run(
+            lambda conn: conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    async def meta_set(self, key: str, value: Any) -> None:
+        payload = json.dumps(value)
+        await self._run(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, payload)
+            )
+        )
