@@ -1,0 +1,495 @@
+"""Timers and time entries.
+
+"At most one running timer per user" is a unique partial index on entries
+(``running = true``), so the database refuses a second one whatever the code does.
+Switching timers is a conditional stop of the running entry followed by the insert of
+the new one; a concurrent start that wins the race makes our insert fail on that index,
+and we stop the winner and try again. Stopped entries end where the next one starts, so
+entries never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..domain import clock
+from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ..domain.tree import Tree
+from ..store.base import Backend, Doc, DuplicateKey
+from .events import EventBus
+from .ids import digest, new_id
+from .principal import Principal
+from .tasks import TaskService
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+MAX_SWITCH_ATTEMPTS = 64
+
+
+def _duration(entry: Doc) -> int:
+    end = entry.get("end") or clock.now_iso()
+    return clock.seconds_between(entry["start"], end)
+
+
+class TimerService:
+    def __init__(self, backend: Backend, tasks: TaskService, events: EventBus) -> None:
+        self._db = backend
+        self._tasks = tasks
+        self._events = events
+
+    # -- presentation ---------------------------------------------------------------
+
+    @staticmethod
+    def present(entry: Doc, tree: Tree | None = None) -> dict[str, Any]:
+        pending = None
+        if entry.get("pending_service"):
+            pending = {
+                "service": entry["pending_service"],
+                "external_id": entry["pending_external_id"],
+            }
+        task_id = entry.get("task_id")
+        task = tree.get(task_id) if tree is not None and task_id else None
+        return {
+            "id": entry["_id"],
+            "user_id": entry["user_id"],
+            "task_id": task_id,
+            "pending_ref": pending,
+            "start": entry["start"],
+            "end": entry.get("end"),
+            "duration_s": _duration(entry),
+            "note": entry.get("note") or "",
+            "tags": list(entry.get("tags") or []),
+            "created_with": entry.get("created_with") or "api",
+            "task_name": task["name"] if task else None,
+            "task_path": list(tree.path(task_id))
+            if tree is not None and task and task_id
+            else None,
+        }
+
+    async def _present(self, account_id: str, entry: Doc | None) -> dict[str, Any] | None:
+        if entry is None:
+            return None
+        return self.present(entry, await self._tasks.tree(account_id))
+
+    async def _notify(self, principal_account: str, user_id: str, entries: list[Doc]) -> None:
+        tree = await self._tasks.tree(principal_account)
+        for entry in entries:
+            await self._events.publish(
+                principal_account, user_id, "entry", {"entry": self.present(entry, tree)}
+            )
+        running = await self._db.find_one(
+            "entries", {"account_id": principal_account, "user_id": user_id, "running": True}
+        )
+        await self._events.publish(
+            principal_account,
+            user_id,
+            "timer",
+            {"running": self.present(running, tree) if running else None},
+        )
+
+    # -- timer ----------------------------------------------------------------------
+
+    async def running(self, principal: Principal) -> dict[str, Any] | None:
+        entry = await self._db.find_one(
+            "entries",
+            {"account_id": principal.account_id, "user_id": principal.user_id, "running": True},
+        )
+        return await self._present(principal.account_id, entry)
+
+    def _check_trackable(self, tree: Tree, principal: Principal, task_id: str) -> None:
+        task = tree.get(task_id)
+        if task is None or not tree.visible(principal.user_id, principal.is_admin, task_id):
+            raise NotFound("task not found")
+        if tree.is_archived(task_id):
+            raise Forbidden("the task is archived", code="task_not_trackable")
+        if not tree.trackable(principal.user_id, principal.is_admin, task_id):
+            raise Forbidden("you have no tracking role on this task", code="task_not_trackable")
+
+    async def start(
+        self,
+        principal: Principal,
+        *,
+        task_id: str | None,
+        service: str | None,
+        external_id: str | None,
+        note: str,
+        tags: list[str],
+        created_with: str,
+        idempotency_key: str | None,
+    ) -> dict[str, Any]:
+        idem_id = None
+        if idempotency_key:
+            idem_id = digest(f"{principal.account_id}:{principal.user_id}:{idempotency_key}")
+            replay = await self._claim_idempotency(principal, idem_id)
+            if replay is not None:
+                return replay
+        try:
+            result, entries = await self._start(
+                principal, task_id, service, external_id, note, tags, created_with
+            )
+        except BaseException:
+            if idem_id is not None:
+                await self._db.delete_many("idempotency", {"_id": idem_id})
+            raise
+        if idem_id is not None:
+            await self._db.update_one(
+                "idempotency",
+                {"_id": idem_id},
+                {
+                    "state": "done",
+                    "entry_id": result["running"]["id"],
+                    "stopped_id": result["stopped"]["id"] if result["stopped"] else None,
+                },
+            )
+        await self._notify(principal.account_id, principal.user_id, entries)
+        return result
+
+    async def _claim_idempotency(self, principal: Principal, idem_id: str) -> dict[str, Any] | None:
+        now = clock.now_iso()
+        await self._db.delete_many("idempotency", {"_id": idem_id, "expires_at": {"$lt": now}})
+        try:
+            await self._db.insert(
+                "idempotency",
+                {
+                    "_id": idem_id,
+                    "account_id": principal.account_id,
+                    "user_id": principal.user_id,
+                    "state": "pending",
+                    "expires_at": clock.later_iso(IDEMPOTENCY_TTL_S),
+                },
+            )
+            return None
+        except DuplicateKey:
+            pass
+        # The same request is being (or was) served: wait briefly for its answer.
+        for _ in range(100):
+            record = await self._db.find_one("idempotency", {"_id": idem_id})
+            if record is None:
+                raise Conflict("the original request failed; retry", code="idempotency_retry")
+            if record.get("state") == "done":
+                running = await self._db.find_one(
+                    "entries", {"_id": record["entry_id"], "account_id": principal.account_id}
+                )
+                stopped = None
+                if record.get("stopped_id"):
+                    stopped = await self._db.find_one(
+                        "entries", {"_id": record["stopped_id"], "account_id": principal.account_id}
+                    )
+                tree = await self._tasks.tree(principal.account_id)
+                if running is None:
+                    raise Conflict("the original entry was deleted", code="idempotency_gone")
+                return {
+                    "running": self.present(running, tree),
+                    "stopped": self.present(stopped, tree) if stopped else None,
+                    "replayed": True,
+                }
+            await asyncio.sleep(0.05)
+        raise Conflict("the original request is still running", code="idempotency_in_progress")
+
+    async def _start(
+        self,
+        principal: Principal,
+        task_id: str | None,
+        service: str | None,
+        external_id: str | None,
+        note: str,
+        tags: list[str],
+        created_with: str,
+    ) -> tuple[dict[str, Any], list[Doc]]:
+        tree = await self._tasks.tree(principal.account_id)
+        pending: tuple[str, str] | None = None
+        if task_id is None:
+            assert service is not None and external_id is not None
+            found = tree.by_source.get((service, external_id))
+            if found is not None and not tree.is_removed(found):
+                if not tree.visible(principal.user_id, principal.is_admin, found):
+                    raise Forbidden(
+                        "you have no tracking role on this item", code="task_not_trackable"
+                    )
+                task_id = found
+            else:
+                pending = (service, external_id)
+        if task_id is not None:
+            self._check_trackable(tree, principal, task_id)
+        stopped: Doc | None = None
+        for _ in range(MAX_SWITCH_ATTEMPTS):
+            now = clock.now_iso()
+            previous = await self._stop_running(principal.account_id, principal.user_id, now)
+            if previous is not None:
+                stopped = previous
+            start = max(now, stopped["end"]) if stopped else now
+            entry: Doc = {
+                "_id": new_id(),
+                "account_id": principal.account_id,
+                "user_id": principal.user_id,
+                "task_id": task_id,
+                "pending_service": pending[0] if pending else None,
+                "pending_external_id": pending[1] if pending else None,
+                "start": start,
+                "end": None,
+                "running": True,
+                "duration_s": 0,
+                "note": note,
+                "tags": tags,
+                "created_with": created_with,
+                "created_at": now,
+            }
+            try:
+                await self._db.insert("entries", entry)
+            except DuplicateKey:
+                # Another start won the race; stop that one on the next pass.
+                continue
+            changed = [stopped, entry] if stopped else [entry]
+            return (
+                {
+                    "running": self.present(entry, tree),
+                    "stopped": self.present(stopped, tree) if stopped else None,
+                },
+                changed,
+            )
+        raise Conflict("too many concurrent timer changes; retry", code="timer_busy")
+
+    async def _stop_running(self, account_id: str, user_id: str, now: str) -> Doc | None:
+        while True:
+            running = await self._db.find_one(
+                "entries", {"account_id": account_id, "user_id": user_id, "running": True}
+            )
+            if running is None:
+                return None
+            stopped = await self._stop_entry(running, now)
+            if stopped is not None:
+                return stopped
+
+    async def _stop_entry(self, entry: Doc, now: str) -> Doc | None:
+        end = max(now, entry["start"])
+        return await self._db.update_one(
+            "entries",
+            {"_id": entry["_id"], "account_id": entry["account_id"], "running": True},
+            {
+                "running": False,
+                "end": end,
+                "duration_s": clock.seconds_between(entry["start"], end),
+            },
+        )
+
+    async def stop(self, principal: Principal, entry_id: str | None) -> dict[str, Any] | None:
+        now = clock.now_iso()
+        if entry_id is None:
+            stopped = await self._stop_running(principal.account_id, principal.user_id, now)
+            if stopped is None:
+                return None
+        else:
+            entry = await self._db.find_one(
+                "entries",
+                {"_id": entry_id, "account_id": principal.account_id, "user_id": principal.user_id},
+            )
+            if entry is None:
+                raise NotFound("entry not found")
+            if not entry.get("running"):
+                return await self._present(principal.account_id, entry)
+            stopped = await self._stop_entry(entry, now)
+            if stopped is None:
+                # Stopped concurrently: stop is idempotent, answer with the stored entry.
+                stopped = await self._db.find_one("entries", {"_id": entry_id})
+                return await self._present(principal.account_id, stopped)
+        await self._notify(principal.account_id, principal.user_id, [stopped])
+        return await self._present(principal.account_id, stopped)
+
+    # -- entries --------------------------------------------------------------------
+
+    async def list_entries(
+        self,
+        principal: Principal,
+        *,
+        start_from: str | None,
+        start_to: str | None,
+        user_id: str | None,
+        skip: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        target = user_id or principal.user_id
+        if target != principal.user_id and not principal.is_admin:
+            raise Forbidden("only admins read other users' entries")
+        flt: dict[str, Any] = {"account_id": principal.account_id, "user_id": target}
+        bounds: dict[str, str] = {}
+        if start_from:
+            bounds["$gte"] = start_from
+        if start_to:
+            bounds["$lt"] = start_to
+        if bounds:
+            flt["start"] = bounds
+        docs = await self._db.find(
+            "entries", flt, sort=[("start", 1), ("_id", 1)], skip=skip, limit=limit
+        )
+        tree = await self._tasks.tree(principal.account_id)
+        return [self.present(d, tree) for d in docs]
+
+    async def _owned(self, principal: Principal, entry_id: str) -> Doc:
+        entry = await self._db.find_one(
+            "entries", {"_id": entry_id, "account_id": principal.account_id}
+        )
+        if entry is None:
+            raise NotFound("entry not found")
+        if entry["user_id"] != principal.user_id and not principal.is_admin:
+            raise NotFound("entry not found")
+        return entry
+
+    async def _check_overlap(
+        self, account_id: str, user_id: str, start: str, end: str, exclude: str | None
+    ) -> None:
+        # Entries of one user never overlap, so among those starting before ``end`` only
+        # the latest one can reach past ``start``.
+        candidates = await self._db.find(
+            "entries",
+            {"account_id": account_id, "user_id": user_id, "start": {"$lt": end}},
+            sort=[("start", -1)],
+            limit=3,
+        )
+        for other in candidates:
+            if other["_id"] == exclude:
+                continue
+            other_end = other.get("end") or clock.now_iso()
+            if other_end > start:
+                raise Conflict(
+                    "the entry overlaps another entry of the same user", code="entry_overlap"
+                )
+            break
+
+    async def create_entry(
+        self,
+        principal: Principal,
+        *,
+        task_id: str | None,
+        start: str,
+        end: str,
+        note: str,
+        tags: list[str],
+        created_with: str,
+    ) -> dict[str, Any]:
+        if end <= start:
+            raise ValidationFailed(
+                "end must be after start", [{"field": "end", "message": "must be after start"}]
+            )
+        if end > clock.later_iso(60):
+            raise ValidationFailed(
+                "entries cannot end in the future",
+                [{"field": "end", "message": "in the future"}],
+            )
+        if task_id is not None:
+            self._check_trackable(await self._tasks.tree(principal.account_id), principal, task_id)
+        await self._check_overlap(principal.account_id, principal.user_id, start, end, None)
+        entry: Doc = {
+            "_id": new_id(),
+            "account_id": principal.account_id,
+            "user_id": principal.user_id,
+            "task_id": task_id,
+            "pending_service": None,
+            "pending_external_id": None,
+            "start": start,
+            "end": end,
+            "running": False,
+            "duration_s": clock.seconds_between(start, end),
+            "note": note,
+            "tags": tags,
+            "created_with": created_with,
+            "created_at": clock.now_iso(),
+        }
+        await self._db.insert("entries", entry)
+        await self._notify(principal.account_id, principal.user_id, [entry])
+        result = await self._present(principal.account_id, entry)
+        assert result is not None
+        return result
+
+    async def update_entry(
+        self, principal: Principal, entry_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        entry = await self._owned(principal, entry_id)
+        if "task_id" in changes and changes["task_id"] is not None:
+            self._check_trackable(
+                await self._tasks.tree(principal.account_id), principal, changes["task_id"]
+            )
+            changes["pending_service"] = None
+            changes["pending_external_id"] = None
+        start: str = changes.get("start") or entry["start"]
+        running = bool(entry.get("running"))
+        if running and changes.get("end") is not None:
+            raise ValidationFailed(
+                "stop a running entry with POST /timer/stop",
+                [{"field": "end", "message": "entry is running"}],
+            )
+        end = entry.get("end") if running else changes.get("end", entry.get("end"))
+        if running and start > clock.now_iso():
+            raise ValidationFailed(
+                "start is in the future", [{"field": "start", "message": "in the future"}]
+            )
+        if end is not None and end <= start:
+            raise ValidationFailed(
+                "end must be after start", [{"field": "end", "message": "must be after start"}]
+            )
+        if "start" in changes or "end" in changes:
+            await self._check_overlap(
+                principal.account_id, entry["user_id"], start, end or clock.now_iso(), entry_id
+            )
+        if end is not None:
+            changes["duration_s"] = clock.seconds_between(start, end)
+        updated = await self._db.update_one(
+            "entries", {"_id": entry_id, "account_id": principal.account_id}, changes
+        )
+        if updated is None:
+            raise NotFound("entry not found")
+        await self._notify(principal.account_id, entry["user_id"], [updated])
+        result = await self._present(principal.account_id, updated)
+        assert result is not None
+        return result
+
+    async def delete_entry(self, principal: Principal, entry_id: str) -> None:
+        entry = await self._owned(principal, entry_id)
+        await self._db.delete_many("entries", {"_id": entry_id, "account_id": principal.account_id})
+        await self._events.publish(
+            principal.account_id, entry["user_id"], "entry", {"deleted": entry_id}
+        )
+        if entry.get("running"):
+            await self._notify(principal.account_id, entry["user_id"], [])
+
+    # -- pending references (called by the sync service) -------------------------------
+
+    async def bind_pending(self, account_id: str, service: str, resolved: dict[str, str]) -> int:
+        """Give every pending entry whose reference is now imported its task, in one
+        query and one bulk write. ``resolved`` maps external id -> task id."""
+        if not resolved:
+            return 0
+        pending = await self._db.find(
+            "entries",
+            {
+                "account_id": account_id,
+                "pending_service": service,
+                "pending_external_id": {"$in": list(resolved)},
+            },
+        )
+        if not pending:
+            return 0
+        await self._db.bulk_set(
+            "entries",
+            [
+                (
+                    e["_id"],
+                    {
+                        "task_id": resolved[e["pending_external_id"]],
+                        "pending_service": None,
+                        "pending_external_id": None,
+                    },
+                )
+                for e in pending
+            ],
+        )
+        by_user: dict[str, list[Doc]] = {}
+        for e in pending:
+            e.update(
+                task_id=resolved[e["pending_external_id"]],
+                pending_service=None,
+                pending_external_id=None,
+            )
+            by_user.setdefault(e["user_id"], []).append(e)
+        for user_id, entries in by_user.items():
+            await self._notify(account_id, user_id, entries)
+        return len(pending)
