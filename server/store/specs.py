@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .base import CollectionSpec, Index
 
-T, I, B = "text", "int", "bool"
+T, B = "text", "bool"
 
 ACCOUNTS = CollectionSpec("accounts", {"name": T})
 USERS = CollectionSpec(

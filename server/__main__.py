@@ -1,0 +1,136 @@
+"""Command line: ``python -m server`` (serve) and ``python -m server create-admin``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from .settings import Settings
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id where there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("request_id", "user_id"):
+            value = getattr(record, key, None)
+            if value:
+                payload[key] = value
+        if record.exc_info:
+            payload["error"] = self.formatException(record.exc_info)
+        return json.dumps(payload)
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        sys.exit(f"invalid settings: {exc}")
+
+
+def serve(settings: Settings) -> None:
+    from .app import create_app
+
+    _setup_logging(settings.log_level)
+    app = create_app(settings)
+    where = f"http://{settings.host}:{settings.port}"
+    db = "MongoDB" if settings.is_mongo else f"SQLite file {settings.sqlite_path}"
+
+    def announce(_: Any) -> None:
+        print(f"Tasktimer listening on {where} ({db})", flush=True)
+
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=announce,
+        handle_signals=True,
+    )
+
+
+async def _create_admin(settings: Settings, email: str, password: str, name: str) -> None:
+    from .services.accounts import AccountService
+    from .store.factory import open_backend
+
+    backend = await open_backend(settings)
+    try:
+        accounts = AccountService(
+            backend,
+            public_url=settings.effective_public_url,
+            token_ttl_days=settings.token_ttl_days,
+        )
+        existing = await backend.find_one("users", {"role": "admin"})
+        if existing is None:
+            await accounts.create_account_with_admin(email, password, name)
+        else:
+            # Further admins join the existing account.
+            from .domain import clock
+            from .services.accounts import hash_password, normalize_email
+            from .services.ids import new_id
+
+            await backend.insert(
+                "users",
+                {
+                    "_id": new_id(),
+                    "account_id": existing["account_id"],
+                    "email": normalize_email(email),
+                    "name": name or email.split("@")[0],
+                    "role": "admin",
+                    "active": True,
+                    "password_hash": await hash_password(password),
+                    "created_at": clock.now_iso(),
+                },
+            )
+    finally:
+        await backend.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Tasktimer server")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the HTTP server (default)")
+    admin = sub.add_parser("create-admin", help="create an admin user")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--name", default="")
+    args = parser.parse_args(argv)
+    settings = _settings()
+    if args.command == "create-admin":
+        password = os.environ.get("TT_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+        if len(password) < 8:
+            sys.exit("the password needs at least 8 characters")
+        from .domain.errors import DomainError
+        from .store.base import DuplicateKey
+
+        try:
+            asyncio.run(_create_admin(settings, args.email, password, args.name))
+        except (DomainError, DuplicateKey) as exc:
+            sys.exit(f"could not create the admin: {exc}")
+        print(f"admin {args.email} created")
+        return
+    serve(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Route registry, request parsing, problem+json errors and the OpenAPI document.
+
+Handlers declare their body, query and response models once; the same pydantic models
+validate requests and generate the OpenAPI schemas, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ..domain.errors import DomainError, NotFound, Unauthorized, ValidationFailed
+from ..keys import SERVICES, SETTINGS
+from ..services.container import Services
+from ..services.ids import new_secret
+from ..services.principal import Principal
+from ..store.base import StoreUnavailable
+
+log = logging.getLogger("server.api")
+access_log = logging.getLogger("server.access")
+
+M = TypeVar("M", bound=BaseModel)
+PROBLEM = "application/problem+json"
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+@dataclass
+class Ctx:
+    request: web.Request
+    services: Services
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+
+    @property
+    def user(self) -> Principal:
+        if self.principal is None:
+            raise Unauthorized("authentication required")
+        return self.principal
+
+    def match(self, name: str) -> str:
+        return self.request.match_info[name]
+
+
+Handler = Callable[[Ctx], Awaitable[Any]]
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    auth: bool = True
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class Api:
+    routes: list[Route] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int = 200,
+        auth: bool = True,
+        errors: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(
+                Route(
+                    method, path, handler, summary, tag, body, query, response, status, auth, errors
+                )
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> list[web.AbstractRoute]:
+        return [
+            app.router.add_route(r.method, r.path, _wrap(r), name=r.handler.__name__)
+            for r in self.routes
+        ]
+
+
+def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        out.append(
+            {
+                "field": f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body",
+                "message": err["msg"],
+            }
+        )
+    return out
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(request: web.Request, services: Services) -> Principal:
+    token = bearer(request)
+    if token is None:
+        raise Unauthorized("missing bearer token", code="missing_token")
+    principal = await services.accounts.authenticate(token)
+    request[PRINCIPAL] = principal
+    return principal
+
+
+def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+        principal = await authenticate(request, services) if route.auth else None
+        ctx = Ctx(request, services, principal)
+        if route.query is not None:
+            try:
+                ctx.query = route.query.model_validate(dict(request.query))
+            except ValidationError as exc:
+                raise ValidationFailed("invalid query parameters", _errors(exc)) from None
+        if route.body is not None:
+            raw = await request.read()
+            try:
+                data = json.loads(raw) if raw else None
+            except (ValueError, UnicodeDecodeError):
+                raise ValidationFailed(
+                    "the body is not valid JSON", [{"field": "body", "message": "invalid JSON"}]
+                ) from None
+            if data is None:
+                data = {}
+            try:
+                ctx.body = route.body.model_validate(data)
+            except ValidationError as exc:
+                raise ValidationFailed("invalid request body", _errors(exc)) from None
+        result = await route.handler(ctx)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None and route.status == 204:
+            return web.Response(status=204)
+        return web.json_response(result, status=route.status, dumps=_dumps)
+
+    return handler
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# -- list envelope ------------------------------------------------------------------
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        offset = int(value)
+        if kind != "o" or offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed(
+            "invalid cursor", [{"field": "cursor", "message": "invalid cursor"}]
+        ) from None
+
+
+def envelope(items: list[Any], offset: int, limit: int, has_more: bool) -> dict[str, Any]:
+    return {"items": items, "next_cursor": encode_cursor(offset + limit) if has_more else None}
+
+
+def page_of(items: list[Any], cursor: str | None, limit: int) -> dict[str, Any]:
+    """Envelope for a list computed in memory."""
+    offset = decode_cursor(cursor)
+    chunk = items[offset : offset + limit]
+    return envelope(chunk, offset, limit, offset + limit < len(items))
+
+
+# -- middlewares --------------------------------------------------------------------
+
+
+def problem(
+    status: int, title: str, detail: str, code: str, request_id: str = "", **extra: Any
+) -> web.Response:
+    body = {
+        "type": f"https://tasktimer.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    return web.Response(status=status, text=_dumps(body), content_type=PROBLEM)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Payload too large"),
+    400: ("bad_request", "Bad request"),
+}
+
+
+def origin_allowed(origin: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or origin == pattern:
+            return True
+        if pattern.endswith("*") and origin.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+@web.middleware
+async def request_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or new_secret()[:16]
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    status = 500
+    try:
+        origin = request.headers.get("Origin")
+        settings = request.app[SETTINGS]
+        if origin and not origin_allowed(
+            origin, [*settings.cors_origin_list, settings.effective_public_url]
+        ):
+            response: web.StreamResponse = problem(
+                403,
+                "Forbidden",
+                "this origin may not call the API",
+                "origin_not_allowed",
+                request_id,
+            )
+        else:
+            response = await handler(request)
+    except DomainError as exc:
+        response = problem(exc.status, exc.title, exc.detail, exc.code, request_id, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, title = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        response = problem(exc.status, title, exc.reason, code, request_id)
+    except StoreUnavailable:
+        log.error("database unavailable", extra={"request_id": request_id})
+        response = problem(
+            503,
+            "Service unavailable",
+            "the database is unavailable",
+            "database_unavailable",
+            request_id,
+        )
+    except Exception:
+        log.exception("unhandled error (request %s)", request_id)
+        response = problem(
+            500, "Internal error", "an unexpected error occurred", "internal_error", request_id
+        )
+    status = response.status
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    principal = request.get(PRINCIPAL)
+    # Only the path: query strings can carry OAuth codes and states.
+    access_log.info(
+        "%s %s %s %.1fms",
+        request.method,
+        request.path,
+        status,
+        (time.perf_counter() - started) * 1000,
+        extra={
+            "request_id": request_id,
+            "user_id": principal.user_id if principal else None,
+        },
+    )
+    return response
+
+
+def require_admin(ctx: Ctx) -> Principal:
+    from ..domain.errors import Forbidden
+
+    principal = ctx.user
+    if not principal.is_admin:
+        raise Forbidden("only admins may do this")
+    return principal
+
+
+def not_found() -> NotFound:
+    return NotFound("not found")

@@ -1,0 +1,246 @@
+"""Request and response models: they validate input and document the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
+from ..domain.clock import iso
+
+ServiceName = Literal["heyspace", "asana", "pivotaltracker"]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Note = Annotated[str, StringConstraints(max_length=2000)]
+
+
+def _utc(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return iso(value)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListQuery(Query):
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = None
+
+
+# -- auth and users -----------------------------------------------------------------
+
+
+class LoginBody(Body):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: Literal["admin", "user"]
+    active: bool
+    account_id: str
+    invite_url: str | None = None
+
+
+class LoginOut(BaseModel):
+    token: str
+    user: UserOut
+
+
+class UserCreate(Body):
+    email: EmailStr
+    name: Name
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
+    role: Literal["admin", "user"] = "user"
+
+
+class UserPatch(Body):
+    name: Name | None = None
+    role: Literal["admin", "user"] | None = None
+    active: bool | None = None
+
+
+class AcceptInvitation(Body):
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1000)]
+    name: Name | None = None
+
+
+# -- tasks --------------------------------------------------------------------------
+
+Role = Literal["manager", "regular", "guest"]
+
+
+class SourceOut(BaseModel):
+    service: ServiceName
+    external_id: str
+    kind: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    parent_id: str | None
+    name: str
+    path: list[str]
+    archived: bool
+    keywords: list[str]
+    source: SourceOut | None
+    my_role: Role | None
+    trackable: bool
+
+
+class TaskQuery(ListQuery):
+    q: Annotated[str, StringConstraints(max_length=300)] | None = None
+    parent_id: str | None = None
+    include_archived: bool = False
+    trackable: bool | None = None
+
+
+class TaskCreate(Body):
+    name: Name
+    parent_id: Id | None = None
+
+
+class TaskPatch(Body):
+    name: Name | None = None
+    parent_id: Id | None = None
+    archived: bool | None = None
+    keywords: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+        default=None, max_length=100
+    )
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    role: Role
+    inherited_from: str | None
+
+
+class MemberPut(Body):
+    role: Role
+
+
+class ResolveBody(Body):
+    service: ServiceName
+    external_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        max_length=500
+    )
+
+
+class Resolution(BaseModel):
+    task_id: str
+    name: str
+    path: list[str]
+    trackable: bool
+    archived: bool
+
+
+class ResolveOut(BaseModel):
+    results: dict[str, Resolution | None]
+
+
+class MatchQuery(Query):
+    url: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class MatchOut(BaseModel):
+    task: TaskOut | None
+
+
+# -- timer and entries --------------------------------------------------------------
+
+
+class PendingRef(BaseModel):
+    service: ServiceName
+    external_id: str
+
+
+class EntryOut(BaseModel):
+    id: str
+    user_id: str
+    task_id: str | None
+    pending_ref: PendingRef | None
+    start: str
+    end: str | None
+    duration_s: int
+    note: str
+    tags: list[str]
+    created_with: str
+    task_name: str | None = None
+    task_path: list[str] | None = None
+
+
+class TimerOut(BaseModel):
+    running: EntryOut | None
+
+
+class StartBody(Body):
+    task_id: Id | None = None
+    service: ServiceName | None = None
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    note: Note = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
+
+
+class StartOut(BaseModel):
+    running: EntryOut
+    stopped: EntryOut | None
+
+
+class StopBody(Body):
+    entry_id: Id | None = None
+
+
+class StopOut(BaseModel):
+    stopped: EntryOut | None
+
+
+class EntryQuery(ListQuery):
+    from_: Timestamp | None = Field(default=None, alias="from")
+    to: Timestamp | None = None
+    user_id: Id | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class EntryCreate(Body):
+    task_id: Id | None = None
+    start: Timestamp
+    end: Timestamp
+    note: Note = ""
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
+
+
+class EntryPatch(Body):
+    task_id: Id | None = None
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    note: Note | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+
+
+def list_of(item: type[BaseModel]) -> dict[str, Any]:
+    """Marks a route's response as the list envelope of ``item``."""
+    return {"list_of": item}

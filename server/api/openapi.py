@@ -1,0 +1,130 @@
+"""The OpenAPI 3.1 document, generated from the registered routes and their models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .core import Api
+
+REF = "#/components/schemas/{model}"
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
+
+
+def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
+    models: set[type[BaseModel]] = set()
+    for route in api.routes:
+        if route.body is not None:
+            models.add(route.body)
+        response = route.response
+        if isinstance(response, dict):
+            response = response["list_of"]
+        if isinstance(response, type) and issubclass(response, BaseModel):
+            models.add(response)
+    ordered = sorted(models, key=lambda m: m.__name__)
+    _, defs = models_json_schema([(m, "validation") for m in ordered], ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    schemas["Problem"] = _problem_schema()
+    paths: dict[str, Any] = {}
+    for route in api.routes:
+        op: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": [route.tag],
+            "operationId": re.sub(r"\W+", "_", f"{route.method}_{route.path}").strip("_").lower(),
+            "responses": {},
+        }
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", route.path)
+        ]
+        if route.query is not None:
+            qschema = route.query.model_json_schema(ref_template=REF)
+            required = set(qschema.get("required", []))
+            for name, prop in qschema.get("properties", {}).items():
+                params.append(
+                    {"name": name, "in": "query", "required": name in required, "schema": prop}
+                )
+        if params:
+            op["parameters"] = params
+        if route.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": REF.format(model=route.body.__name__)}}
+                },
+            }
+        ok: dict[str, Any] = {"description": "Success"}
+        response = route.response
+        if isinstance(response, dict):
+            item = REF.format(model=response["list_of"].__name__)
+            ok["content"] = {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["items", "next_cursor"],
+                        "properties": {
+                            "items": {"type": "array", "items": {"$ref": item}},
+                            "next_cursor": {"type": ["string", "null"]},
+                        },
+                    }
+                }
+            }
+        elif isinstance(response, type) and issubclass(response, BaseModel):
+            ok["content"] = {
+                "application/json": {"schema": {"$ref": REF.format(model=response.__name__)}}
+            }
+        op["responses"][str(route.status)] = ok
+        problem = {
+            "content": {
+                "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
+            }
+        }
+        codes = set(route.errors)
+        if route.body is not None or route.query is not None:
+            codes.add(400)
+        if route.auth:
+            codes.add(401)
+        for code in sorted(codes):
+            op["responses"][str(code)] = {"description": "Problem", **problem}
+        if route.auth:
+            op["security"] = [{"bearer": []}]
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tasktimer API",
+            "version": version,
+            "description": "Time tracking on task trees imported from HeySpace, Asana and "
+            "Pivotal Tracker. Errors are application/problem+json (RFC 9457) with a stable "
+            "`code`. Collections use the envelope {items, next_cursor}.",
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": paths,
+    }

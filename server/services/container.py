@@ -1,0 +1,42 @@
+"""All services of one application, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..settings import Settings
+from ..store.base import Backend
+from .accounts import AccountService
+from .events import EventBus
+from .tasks import TaskService
+from .timer import TimerService
+
+if TYPE_CHECKING:
+    from .integrations import IntegrationService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    backend: Backend
+    accounts: AccountService
+    tasks: TaskService
+    timer: TimerService
+    events: EventBus
+    integrations: IntegrationService | None = None
+
+    @property
+    def sync(self) -> IntegrationService:
+        assert self.integrations is not None
+        return self.integrations
+
+
+def build_services(settings: Settings, backend: Backend) -> Services:
+    events = EventBus(backend, shared=settings.is_mongo, poll_s=settings.event_poll_s)
+    accounts = AccountService(
+        backend, public_url=settings.effective_public_url, token_ttl_days=settings.token_ttl_days
+    )
+    tasks = TaskService(backend)
+    timer = TimerService(backend, tasks, events)
+    return Services(settings, backend, accounts, tasks, timer, events)
