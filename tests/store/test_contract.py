@@ -1,0 +1,192 @@
+"""The store contract: every test here runs on SQLite and on MongoDB over the wire."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from server.store.base import Backend, DuplicateKey
+from server.store.factory import open_backend
+from server.store.specs import ALL
+from server.store.sqlite import SQLiteBackend
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Backend]:
+    backend = await open_backend(make_settings(database_url))
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+def task(i: int, **extra: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "_id": f"t{i:03d}",
+        "account_id": "a1",
+        "parent_id": None,
+        "name": f"Task {i}",
+        "imported": False,
+        "archived": False,
+        "removed": False,
+    }
+    doc.update(extra)
+    return doc
+
+
+async def test_insert_find_roundtrip_keeps_nested_values(db: Backend) -> None:
+    doc = task(1, keywords=["a", "b"], meta={"x": [1, 2]})
+    await db.insert("tasks", doc)
+    assert await db.find_one("tasks", {"_id": "t001"}) == doc
+    assert await db.find_one("tasks", {"_id": "nope"}) is None
+
+
+async def test_primary_key_is_unique(db: Backend) -> None:
+    await db.insert("tasks", task(1))
+    with pytest.raises(DuplicateKey):
+        await db.insert("tasks", task(1))
+
+
+async def test_filters_sort_skip_limit(db: Backend) -> None:
+    await db.insert_many(
+        "tasks",
+        [task(i, parent_id="p" if i % 2 else None, archived=i > 3) for i in range(1, 7)],
+    )
+    ids = lambda docs: [d["_id"] for d in docs]  # noqa: E731
+    assert ids(await db.find("tasks", {"parent_id": None}, sort=[("_id", 1)])) == [
+        "t002",
+        "t004",
+        "t006",
+    ]
+    assert ids(await db.find("tasks", {"parent_id": {"$ne": None}}, sort=[("_id", 1)])) == [
+        "t001",
+        "t003",
+        "t005",
+    ]
+    assert ids(
+        await db.find("tasks", {"_id": {"$in": ["t002", "t005", "zz"]}}, sort=[("_id", -1)])
+    ) == ["t005", "t002"]
+    assert ids(
+        await db.find("tasks", {"_id": {"$nin": ["t001"]}, "archived": False}, sort=[("_id", 1)])
+    ) == ["t002", "t003"]
+    assert ids(
+        await db.find("tasks", {"_id": {"$gte": "t002", "$lt": "t005"}}, sort=[("_id", 1)])
+    ) == ["t002", "t003", "t004"]
+    assert ids(await db.find("tasks", {}, sort=[("_id", 1)], skip=2, limit=2)) == ["t003", "t004"]
+    assert await db.find("tasks", {"_id": {"$in": []}}) == []
+    assert await db.count("tasks", {"archived": True}) == 3
+    assert await db.count("tasks", {"parent_id": {"$ne": "p"}}) == 3
+
+
+async def test_partial_unique_index_only_covers_matching_documents(db: Backend) -> None:
+    running = {"account_id": "a1", "user_id": "u1", "start": "2026", "running": True}
+    await db.insert("entries", {"_id": "e1", **running})
+    with pytest.raises(DuplicateKey):
+        await db.insert("entries", {"_id": "e2", **running})
+    # Stopped entries of the same user are not limited.
+    await db.insert("entries", {"_id": "e3", **running, "running": False})
+    await db.insert("entries", {"_id": "e4", **running, "running": False})
+    # Another user may run a timer at the same time.
+    await db.insert("entries", {"_id": "e5", **running, "user_id": "u2"})
+    # Imported tasks are unique per external id; manual ones are not keyed at all.
+    src = {"imported": True, "source_service": "asana", "source_external_id": "42"}
+    await db.insert("tasks", task(1, **src))
+    with pytest.raises(DuplicateKey):
+        await db.insert("tasks", task(2, **src))
+    await db.insert("tasks", task(3, **src, account_id="a2"))
+
+
+async def test_update_one_is_conditional_and_returns_before_or_after(db: Backend) -> None:
+    await db.insert(
+        "entries", {"_id": "e1", "account_id": "a", "user_id": "u", "start": "1", "running": True}
+    )
+    before = await db.update_one(
+        "entries",
+        {"_id": "e1", "running": True},
+        {"running": False, "end": "2"},
+        return_doc="before",
+    )
+    assert before is not None and before["running"] is True
+    assert await db.update_one("entries", {"_id": "e1", "running": True}, {"end": "3"}) is None
+    after = await db.find_one("entries", {"_id": "e1"})
+    assert after is not None and after["end"] == "2" and after["running"] is False
+    # The declared column follows the document: the running index is free again.
+    await db.insert(
+        "entries", {"_id": "e2", "account_id": "a", "user_id": "u", "start": "4", "running": True}
+    )
+
+
+async def test_update_one_increments_and_detects_unique_violations(db: Backend) -> None:
+    await db.insert("accounts", {"_id": "a1", "name": "A", "tree_version": 0})
+    for _ in range(3):
+        await db.update_one("accounts", {"_id": "a1"}, inc={"tree_version": 1})
+    account = await db.find_one("accounts", {"_id": "a1"})
+    assert account is not None and account["tree_version"] == 3
+    await db.insert("entries", {"_id": "e1", "account_id": "a", "user_id": "u", "running": True})
+    await db.insert("entries", {"_id": "e2", "account_id": "a", "user_id": "u", "running": False})
+    with pytest.raises(DuplicateKey):
+        await db.update_one("entries", {"_id": "e2"}, {"running": True})
+
+
+async def test_concurrent_conditional_updates_have_one_winner(db: Backend) -> None:
+    await db.insert("leases", {"_id": "l1", "account_id": "a", "owner": None, "expires_at": "0"})
+    results = await asyncio.gather(
+        *(
+            db.update_one("leases", {"_id": "l1", "owner": None}, {"owner": f"p{i}"})
+            for i in range(8)
+        )
+    )
+    assert sum(r is not None for r in results) == 1
+
+
+async def test_update_many_bulk_set_and_delete(db: Backend) -> None:
+    await db.insert_many("tasks", [task(i) for i in range(1, 6)])
+    assert (
+        await db.update_many("tasks", {"_id": {"$in": ["t001", "t002"]}}, {"archived": True}) == 2
+    )
+    await db.bulk_set(
+        "tasks", [("t003", {"name": "Three", "removed": True}), ("t004", {"name": "Four"})]
+    )
+    docs = {d["_id"]: d for d in await db.find("tasks", {})}
+    assert docs["t001"]["archived"] and docs["t002"]["archived"]
+    assert docs["t003"]["name"] == "Three" and docs["t003"]["removed"] is True
+    assert await db.count("tasks", {"removed": True}) == 1
+    assert docs["t004"]["name"] == "Four" and docs["t005"]["name"] == "Task 5"
+    assert await db.delete_many("tasks", {"archived": True}) == 2
+    assert await db.count("tasks", {}) == 3
+
+
+async def test_meta_values(db: Backend) -> None:
+    assert await db.meta_get("missing") is None
+    await db.meta_set("k", {"a": 1})
+    await db.meta_set("k", {"a": 2})
+    assert await db.meta_get("k") == {"a": 2}
+
+
+async def test_unknown_fields_are_programming_errors_on_sqlite(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "x.db")
+    await backend.open(ALL)
+    try:
+        with pytest.raises(ValueError):
+            await backend.find("tasks", {"not_a_column": 1})
+    finally:
+        await backend.close()
+
+
+async def test_sqlite_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "keep.db"
+    first = SQLiteBackend(path)
+    await first.open(ALL)
+    await first.insert("tasks", task(1))
+    await first.close()
+    second = SQLiteBackend(path)
+    await second.open(ALL)
+    try:
+        assert await second.find_one("tasks", {"_id": "t001"}) is not None
+        assert await second.meta_get("schema_version") == 1
+    finally:
+        await second.close()
