@@ -30,6 +30,7 @@ from .http import (
     ProviderResponse,
     expires_at_from,
     paginate,
+    token_grant,
 )
 
 SCOPE = "workspaces:read projects:read tasks:read users:read"
@@ -83,17 +84,8 @@ def asana_authorize_url(
 
 
 async def _token_request(http: ProviderHTTP, oauth_base: str, body: str) -> dict[str, Any]:
-    try:
-        resp = await http.request("POST", f"{oauth_base.rstrip('/')}/oauth_token", form=body)
-    except ProviderAuthError:
-        raise
-    except ProviderError as exc:
-        # invalid_grant / invalid_client: the code, verifier or refresh token was refused.
-        if exc.status == 400:
-            raise ProviderAuthError("Asana refused the authorization", status=400) from None
-        raise
-    token = resp.data
-    if not isinstance(token, dict) or not isinstance(token.get("access_token"), str):
+    token = await token_grant(http, f"{oauth_base.rstrip('/')}/oauth_token", body, provider="Asana")
+    if not isinstance(token.get("access_token"), str):
         raise ProviderAuthError("Asana token answer carries no access token")
     return token
 

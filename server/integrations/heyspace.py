@@ -42,6 +42,7 @@ from .http import (
     ProviderResponse,
     expires_at_from,
     paginate,
+    token_grant,
 )
 
 SCOPE = "heyspace"
@@ -90,16 +91,8 @@ def _credentials_from(token_answer: Any, previous: Mapping[str, Any]) -> Credent
     return creds
 
 
-async def _token_request(http: ProviderHTTP, base_url: str, form: dict[str, str]) -> Any:
-    try:
-        resp = await http.request("POST", f"{base_url}/oauth/token", form=form)
-    except ProviderAuthError:
-        raise
-    except ProviderError as exc:
-        if exc.status == 400:
-            raise ProviderAuthError("HeySpace refused the credentials", status=400) from None
-        raise
-    return resp.data
+def _token_url(base_url: str) -> str:
+    return f"{base_url}/oauth/token"
 
 
 async def heyspace_login(
@@ -107,10 +100,11 @@ async def heyspace_login(
 ) -> Credentials:
     """Exchange the admin's e-mail and password for tokens; the password is not kept."""
     base_url = base_url.rstrip("/")
-    answer = await _token_request(
+    answer = await token_grant(
         http,
-        base_url,
+        _token_url(base_url),
         {"grant_type": "password", "username": email, "password": password, "scope": SCOPE},
+        provider="HeySpace",
     )
     return _credentials_from(answer, {"email": email})
 
@@ -144,14 +138,15 @@ class HeySpaceConnector:
         return self._tokens.credentials
 
     async def _refresh(self, current: Credentials) -> Credentials:
-        answer = await _token_request(
+        answer = await token_grant(
             self._http,
-            self._base,
+            _token_url(self._base),
             {
                 "grant_type": "refresh_token",
                 "refresh_token": str(current["refresh_token"]),
                 "scope": SCOPE,
             },
+            provider="HeySpace",
         )
         return _credentials_from(answer, current)
 

@@ -48,6 +48,10 @@ SECRET_FIELDS = frozenset(
         "code",
         "code_verifier",
         "api_token",
+        "api_key",
+        "apikey",
+        "key",
+        "secret",
         "token",
     }
 )
@@ -87,6 +91,7 @@ def safe_url(url: str | URL) -> str:
 
 
 def _secrets_of(
+    url: str | URL,
     headers: Mapping[str, str] | None,
     form: Mapping[str, str] | str | None,
     params: Mapping[str, str] | None,
@@ -103,6 +108,7 @@ def _secrets_of(
     elif form:
         fields.extend(form.items())
     fields.extend((params or {}).items())
+    fields.extend(URL(url).query.items())
     found.extend(v for k, v in fields if k.lower() in SECRET_FIELDS and v)
     # Longest first so a token is never half-blanked by a shorter secret it contains.
     return sorted(set(found), key=len, reverse=True)
@@ -171,7 +177,7 @@ class ProviderHTTP:
         method = method.upper()
         retry_any = method in _IDEMPOTENT if idempotent is None else idempotent
         where = f"{method} {safe_url(url)}"
-        secrets = _secrets_of(headers, form, params)
+        secrets = _secrets_of(url, headers, form, params)
         send_headers = dict(headers or {})
         body: str | None = None
         if form is not None:
@@ -298,6 +304,29 @@ async def paginate(
         params = following
 
 
+async def token_grant(
+    http: ProviderHTTP, url: str, form: Mapping[str, str] | str, *, provider: str
+) -> dict[str, Any]:
+    """POST an OAuth 2 grant to a token endpoint and return the token answer.
+
+    RFC 6749 answers a wrong password, code, verifier or a revoked refresh token with
+    400 (``invalid_grant``) and a bad client with 400/401 (``invalid_client``): all of these
+    mean the admin must reconnect, so they become ProviderAuthError. Transport failures and
+    5xx stay ProviderError: the credentials may well be fine.
+    """
+    try:
+        resp = await http.request("POST", url, form=form)
+    except ProviderAuthError:
+        raise
+    except ProviderError as exc:
+        if exc.status == 400:
+            raise ProviderAuthError(f"{provider} refused the grant", status=400) from None
+        raise
+    if not isinstance(resp.data, dict):
+        raise ProviderError(f"{provider} token endpoint: unexpected response shape")
+    return resp.data
+
+
 def expires_at_from(token: Mapping[str, Any], *, now: float | None = None) -> int | None:
     expires_in = token.get("expires_in")
     if expires_in is None:
@@ -372,16 +401,6 @@ class BearerTokens:
                 return
             if not self._credentials.get("refresh_token"):
                 raise ProviderAuthError(f"{self._provider}: no refresh token stored; reconnect")
-            try:
-                fresh = await self._refresh_fn(dict(self._credentials))
-            except ProviderAuthError:
-                raise
-            except ProviderError as exc:
-                # RFC 6749 answers a revoked or expired refresh token with 400 invalid_grant.
-                if exc.status is not None and 400 <= exc.status < 500:
-                    raise ProviderAuthError(
-                        f"{self._provider}: the refresh token was refused", status=exc.status
-                    ) from None
-                raise
+            fresh = await self._refresh_fn(dict(self._credentials))
             self._credentials = fresh
             await self._saver(dict(fresh))

@@ -22,6 +22,7 @@ from server.integrations.http import (
     paginate,
     parse_retry_after,
     safe_url,
+    token_grant,
 )
 from tests.fakes.checks import FAST, Saved
 
@@ -390,16 +391,36 @@ async def test_bearer_tokens_refresh_before_expiry() -> None:
     assert len(saved.calls) == 1
 
 
-async def test_bearer_tokens_refused_refresh_is_an_auth_error() -> None:
+async def test_bearer_tokens_refused_refresh_is_an_auth_error(
+    aiohttp_server: ServerFactory, http: ProviderHTTP
+) -> None:
+    script = Script(lambda: web.json_response({"error": "invalid_grant"}, status=400))
+    url = await serve(aiohttp_server, script, "/token")
+    saved = Saved()
+
     async def refresh(creds: dict[str, object]) -> dict[str, object]:
-        raise ProviderError("POST /token: HTTP 400", status=400)
+        form = {"grant_type": "refresh_token", "refresh_token": str(creds["refresh_token"])}
+        return await token_grant(http, url, form, provider="T")
 
     tokens = BearerTokens(
-        {"access_token": "a", "refresh_token": "r"}, refresh, Saved(), provider="T"
+        {"access_token": "a", "refresh_token": "refresh-secret-123"}, refresh, saved, provider="T"
     )
 
     async def send(headers: Mapping[str, str]) -> str:
         raise ProviderUnauthorized("401", status=401)
 
-    with pytest.raises(ProviderAuthError, match="refresh token was refused"):
+    with pytest.raises(ProviderAuthError, match="T refused the grant") as info:
         await tokens.call(send)
+    assert "refresh-secret-123" not in str(info.value)
+    assert saved.calls == []
+    assert script.hits == 1
+
+
+async def test_token_grant_keeps_transport_failures_apart(
+    aiohttp_server: ServerFactory, http: ProviderHTTP
+) -> None:
+    script = Script(status(500))
+    url = await serve(aiohttp_server, script, "/token")
+    with pytest.raises(ProviderError) as info:
+        await token_grant(http, url, {"grant_type": "password"}, provider="T")
+    assert not isinstance(info.value, ProviderAuthError)
