@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -11,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from server.integrations.base import ProviderAuthError, ProviderError
 from server.integrations.http import ProviderHTTP
 from server.integrations.pivotal import PivotalConnector, pivotal_verify
-from tests.fakes.checks import assert_tree, collect
+from tests.fakes.checks import FAST, assert_tree, collect
 from tests.fakes.pivotal import API, PivotalState, create_app
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -161,3 +163,15 @@ async def test_rate_limit_is_retried(http: ProviderHTTP, base: str, state: Pivot
     nodes = await collect(c)
     assert sum(n.kind == "story" for n in nodes) == 10
     assert state.faults.rules == []
+
+
+async def test_slow_response_times_out_and_is_retried(
+    session: aiohttp.ClientSession, base: str, state: PivotalState
+) -> None:
+    state.generate(projects=1, stories=10)
+    http = ProviderHTTP(session, policy=replace(FAST, timeout=0.2))
+    c = await connector(http, base)
+    state.faults.slow(0.5, path="/stories", times=1)
+    nodes = await collect(c)
+    assert sum(n.kind == "story" for n in nodes) == 10
+    assert state.faults.paths[f"{API}/projects/{next(iter(state.projects))}/stories"] == 2
