@@ -71,7 +71,11 @@ async def sign_in(session: aiohttp.ClientSession, http: ProviderHTTP, fake: Fake
 
 
 def make(
-    http: ProviderHTTP, fake: Fake, creds: Credentials, saver: Saved, **kw: object
+    http: ProviderHTTP,
+    fake: Fake,
+    creds: Credentials,
+    saver: Saved,
+    selected_workspace_ids: set[str] | None = None,
 ) -> AsanaConnector:
     return AsanaConnector(
         http,
@@ -81,7 +85,7 @@ def make(
         CLIENT_SECRET,
         creds,
         saver,
-        **kw,  # type: ignore[arg-type]
+        selected_workspace_ids,
     )
 
 
