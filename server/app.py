@@ -11,7 +11,7 @@ import aiohttp_cors
 from aiohttp import web
 
 from .api import pages
-from .api.core import Ctx, request_middleware
+from .api.core import Ctx, origin_allowed, request_middleware
 from .api.openapi import build_openapi
 from .api.routes import api
 from .keys import SERVICES, SETTINGS
@@ -88,6 +88,16 @@ def create_app(settings: Settings) -> web.Application:
     )
     for route in routes:
         cors.add(route)
+
+    allowed = [*settings.cors_origin_list, settings.effective_public_url]
+
+    async def strip_foreign_cors(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin and not origin_allowed(origin, allowed):
+            for header in [h for h in response.headers if h.lower().startswith("access-control-")]:
+                del response.headers[header]
+
+    app.on_response_prepare.append(strip_foreign_cors)
     return app
 
 
