@@ -322,7 +322,7 @@ async function start(message, sender) {
   }
   if (typeof message.note === "string" && message.note) body.note = message.note;
   if (Array.isArray(message.tags) && message.tags.length) body.tags = message.tags.map(String);
-  body.created_with = sender.tab ? `extension:${body.service ?? "page"}` : "popup";
+  body.created_with = isExtensionPage(sender) ? "popup" : `extension:${message.service}`;
   const generation = ++issuedGeneration;
   const answer = await withClient((client) => client.start(body, crypto.randomUUID()));
   const title = typeof message.title === "string" ? message.title : "";

@@ -1,0 +1,303 @@
+"""End-to-end harness: real headless Chromium with the unpacked extension, site pages
+answered with tests/fixtures through request routing, and a Tasktimer backend."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import mimetypes
+import shutil
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
+
+from .fake_tasktimer import FakeTasktimer
+from .loopthread import LoopThread
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "extension"
+FIXTURES = ROOT / "tests" / "fixtures"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+SITES = {
+    "asana": ("https://app.asana.com", "asana.html"),
+    "heyspace": ("https://app.hey.space", "heyspace.html"),
+    "pivotaltracker": ("https://www.pivotaltracker.com", "pivotal.html"),
+}
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not Path(CHROMIUM).exists():
+        skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed")
+        for item in items:
+            if "e2e" in item.keywords:
+                item.add_marker(skip)
+
+
+# ------------------------------------------------------------------------ backend
+
+
+@dataclass
+class Item:
+    service: str
+    external_id: str
+    name: str
+
+
+@dataclass
+class Backend:
+    url: str
+    email: str
+    password: str
+    fake: FakeTasktimer
+    loop: LoopThread
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    token: str | None = None
+
+    def new_item(self, service: str, name: str | None = None) -> Item:
+        """An item that exists upstream but is not imported until the next sync."""
+        n = next(self.counter)
+        external_id = {
+            "asana": str(1_200_000_000_000_000 + n),
+            "heyspace": str(uuid.uuid4()),
+            "pivotaltracker": str(100_000 + n),
+        }[service]
+        item = Item(service, external_id, name or f"{service} item {n}")
+        self.loop.call(self.fake.add_upstream, service, external_id, item.name)
+        return item
+
+    def sync(self, service: str) -> None:
+        self.loop.call(self.fake.import_all, service)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        if self.token is None:
+            self.token = self._request(
+                "POST", "/auth/login", {"email": self.email, "password": self.password}, None
+            )["token"]
+        return self._request(method, path, body, self.token)
+
+    def _request(self, method: str, path: str, body: Any, token: str | None) -> Any:
+        request = urllib.request.Request(
+            f"{self.url}/api/v1{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {token}"} if token else {}),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+@pytest.fixture(scope="session")
+def backend() -> Iterator[Backend]:
+    loop = LoopThread()
+    fake = FakeTasktimer(ADMIN_EMAIL, ADMIN_PASSWORD)
+    url = loop.serve(fake.app())
+    try:
+        yield Backend(url, ADMIN_EMAIL, ADMIN_PASSWORD, fake, loop)
+    finally:
+        loop.close()
+
+
+@dataclass
+class World:
+    """Items imported before the tests start, per service."""
+
+    items: dict[str, list[Item]]
+
+
+@pytest.fixture(scope="session")
+def world(backend: Backend) -> World:
+    items = {
+        service: [backend.new_item(service, f"{label} {i + 1}") for i in range(6)]
+        for service, label in (
+            ("asana", "Launch task"),
+            ("heyspace", "Design card"),
+            ("pivotaltracker", "Story"),
+        )
+    }
+    for service in items:
+        backend.sync(service)
+    return World(items)
+
+
+# ------------------------------------------------------------------------ fixture pages
+
+
+def page_data(
+    service: str, items: list[Item], subtasks: list[Item] | None = None
+) -> dict[str, Any]:
+    """The data a fixture page renders, in the shape its script expects."""
+    if service == "asana":
+        sections: list[dict[str, Any]] = [
+            {"gid": str(1_100_000_000_000_000 + s), "name": f"Section {s + 1}", "tasks": []}
+            for s in range(3)
+        ]
+        for i, item in enumerate(items):
+            subs = (
+                [{"gid": s.external_id, "name": s.name} for s in (subtasks or [])] if i == 0 else []
+            )
+            sections[i % 3]["tasks"].append(
+                {"gid": item.external_id, "name": item.name, "subtasks": subs}
+            )
+        return {
+            "workspace": "1000000000000001",
+            "project": "1000000000000002",
+            "sections": sections,
+        }
+    if service == "heyspace":
+        lists: list[dict[str, Any]] = [
+            {"id": f"list-{n}", "name": name, "cards": []}
+            for n, name in enumerate(["To do", "Doing", "Done"])
+        ]
+        for i, item in enumerate(items):
+            lists[i % 3]["cards"].append({"id": item.external_id, "name": item.name})
+        return {"project": "11111111-1111-4111-8111-111111111111", "lists": lists}
+    panels: list[dict[str, Any]] = [
+        {"name": name, "stories": []} for name in ("Current", "Backlog", "Icebox")
+    ]
+    for i, item in enumerate(items):
+        panels[i % 3]["stories"].append({"id": item.external_id, "name": item.name})
+    return {"project": "1000", "panels": panels}
+
+
+def _route_site(context: BrowserContext, service: str) -> None:
+    origin, page_file = SITES[service]
+    html = (FIXTURES / page_file).read_bytes()
+
+    def handle(route: Route) -> None:
+        path = urlsplit(route.request.url).path
+        if path.startswith("/__fixtures__/"):
+            file = (FIXTURES / path.removeprefix("/__fixtures__/")).resolve()
+            if file.parent != FIXTURES.resolve() or not file.is_file():
+                route.fulfill(status=404, body="not found")
+                return
+            route.fulfill(
+                body=file.read_bytes(),
+                content_type=mimetypes.guess_type(file.name)[0] or "text/plain",
+            )
+        elif route.request.resource_type == "document":
+            route.fulfill(body=html, content_type="text/html; charset=utf-8")
+        else:
+            route.fulfill(status=404, body="not found")
+
+    context.route(f"{origin}/**", handle)
+
+
+# ------------------------------------------------------------------------ browser
+
+
+@dataclass
+class Browser:
+    context: BrowserContext
+    extension_id: str
+    backend: Backend
+
+    def ext_url(self, path: str) -> str:
+        return f"chrome-extension://{self.extension_id}/{path}"
+
+    @property
+    def worker(self) -> Any:
+        return self.context.service_workers[0]
+
+    def open_site(
+        self, service: str, path: str, items: list[Item], subtasks: list[Item] | None = None
+    ) -> Page:
+        page = self.context.new_page()
+        page.add_init_script(
+            f"window.__fixtureData = {json.dumps(page_data(service, items, subtasks))};"
+        )
+        page.goto(SITES[service][0] + path)
+        return page
+
+    def options(self) -> Page:
+        page = self.context.new_page()
+        page.goto(self.ext_url("src/options/options.html"))
+        return page
+
+    def popup(self, url: str | None = None) -> Page:
+        page = self.context.new_page()
+        query = f"?url={urllib.parse.quote(url, safe='')}" if url else ""
+        page.goto(self.ext_url(f"src/popup/popup.html{query}"))
+        return page
+
+    def sign_in(self) -> None:
+        page = self.options()
+        page.fill("input[name=server_url]", self.backend.url)
+        page.fill("input[name=email]", self.backend.email)
+        page.fill("input[name=password]", self.backend.password)
+        page.click("button[type=submit]")
+        page.wait_for_selector(f"[data-tasktimer-signed-in]:has-text('{self.backend.email}')")
+        page.close()
+
+    def count_requests(self) -> None:
+        """Counts the worker's server requests per API path, from now on."""
+        self.worker.evaluate(
+            """() => {
+              const counts = (globalThis.__tasktimerRequests = {});
+              const original = globalThis.__tasktimerFetch ?? globalThis.fetch;
+              globalThis.__tasktimerFetch = original;
+              globalThis.fetch = (input, init) => {
+                const path = new URL(String(input)).pathname;
+                counts[path] = (counts[path] ?? 0) + 1;
+                return original(input, init);
+              };
+            }"""
+        )
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.worker.evaluate("() => ({...globalThis.__tasktimerRequests})"))
+
+
+@pytest.fixture
+def browser(tmp_path: Path, backend: Backend) -> Iterator[Browser]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                f"--disable-extensions-except={EXTENSION}",
+                f"--load-extension={EXTENSION}",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            worker = (
+                context.service_workers[0]
+                if context.service_workers
+                else context.wait_for_event("serviceworker")
+            )
+            extension_id = urlsplit(worker.url).netloc
+            for service in SITES:
+                _route_site(context, service)
+            yield Browser(context, extension_id, backend)
+        finally:
+            context.close()
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+@pytest.fixture
+def signed_in(browser: Browser) -> Browser:
+    browser.sign_in()
+    return browser
