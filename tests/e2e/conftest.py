@@ -3,15 +3,12 @@ answered with tests/fixtures through request routing, and a Tasktimer backend.""
 
 from __future__ import annotations
 
-import itertools
 import json
 import mimetypes
 import shutil
 import urllib.parse
-import urllib.request
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
 
-from .fake_tasktimer import FakeTasktimer
 from .loopthread import LoopThread
+from .stack import Backend, Item, Providers, Server
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "extension"
@@ -48,67 +45,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # ------------------------------------------------------------------------ backend
 
 
-@dataclass
-class Item:
-    service: str
-    external_id: str
-    name: str
-
-
-@dataclass
-class Backend:
-    url: str
-    email: str
-    password: str
-    fake: FakeTasktimer
-    loop: LoopThread
-    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    token: str | None = None
-
-    def new_item(self, service: str, name: str | None = None) -> Item:
-        """An item that exists upstream but is not imported until the next sync."""
-        n = next(self.counter)
-        external_id = {
-            "asana": str(1_200_000_000_000_000 + n),
-            "heyspace": str(uuid.uuid4()),
-            "pivotaltracker": str(100_000 + n),
-        }[service]
-        item = Item(service, external_id, name or f"{service} item {n}")
-        self.loop.call(self.fake.add_upstream, service, external_id, item.name)
-        return item
-
-    def sync(self, service: str) -> None:
-        self.loop.call(self.fake.import_all, service)
-
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        if self.token is None:
-            self.token = self._request(
-                "POST", "/auth/login", {"email": self.email, "password": self.password}, None
-            )["token"]
-        return self._request(method, path, body, self.token)
-
-    def _request(self, method: str, path: str, body: Any, token: str | None) -> Any:
-        request = urllib.request.Request(
-            f"{self.url}/api/v1{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Content-Type": "application/json",
-                **({"Authorization": f"Bearer {token}"} if token else {}),
-            },
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
-
-
 @pytest.fixture(scope="session")
-def backend() -> Iterator[Backend]:
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The real server process with the fake providers behind it, integrations enabled."""
+    workdir = tmp_path_factory.mktemp("stack")
     loop = LoopThread()
-    fake = FakeTasktimer(ADMIN_EMAIL, ADMIN_PASSWORD)
-    url = loop.serve(fake.app())
     try:
-        yield Backend(url, ADMIN_EMAIL, ADMIN_PASSWORD, fake, loop)
+        providers = Providers(loop, ADMIN_EMAIL)
+        server = Server(workdir, ADMIN_EMAIL, ADMIN_PASSWORD, providers.env())
+        try:
+            backend = Backend(server, providers, ADMIN_EMAIL, ADMIN_PASSWORD)
+            backend.enable_integrations()
+            yield backend
+        finally:
+            server.close()
     finally:
         loop.close()
 
@@ -122,13 +72,10 @@ class World:
 
 @pytest.fixture(scope="session")
 def world(backend: Backend) -> World:
+    labels = {"asana": "Launch task", "heyspace": "Design card", "pivotaltracker": "Story"}
     items = {
         service: [backend.new_item(service, f"{label} {i + 1}") for i in range(6)]
-        for service, label in (
-            ("asana", "Launch task"),
-            ("heyspace", "Design card"),
-            ("pivotaltracker", "Story"),
-        )
+        for service, label in labels.items()
     }
     for service in items:
         backend.sync(service)

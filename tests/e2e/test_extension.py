@@ -7,13 +7,15 @@ fixtures in tests/fixtures served at the real site URLs through request routing.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ARTIFACTS, Backend, Browser, Item, World
+from .conftest import ARTIFACTS, Browser, World
+from .stack import Backend, Item
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +25,10 @@ HEYSPACE_PROJECT = "11111111-1111-4111-8111-111111111111"
 
 
 def button(page: Page, item: Item, place: str | None = None, state: str | None = None) -> Any:
-    selector = f'.tasktimer-button[data-tasktimer-service="{item.service}"][data-tasktimer-external-id="{item.external_id}"]'
+    selector = (
+        f'.tasktimer-button[data-tasktimer-service="{item.service}"]'
+        f'[data-tasktimer-external-id="{item.external_id}"]'
+    )
     if place:
         selector += f'[data-tasktimer-place="{place}"]'
     if state:
@@ -34,8 +39,10 @@ def button(page: Page, item: Item, place: str | None = None, state: str | None =
 def all_buttons(page: Page) -> list[dict[str, str]]:
     return page.eval_on_selector_all(
         ".tasktimer-button",
-        """els => els.map(e => ({id: e.dataset.tasktimerExternalId, service: e.dataset.tasktimerService,
-             state: e.dataset.tasktimerState, place: e.dataset.tasktimerPlace, text: e.textContent, title: e.title}))""",
+        """els => els.map(e => ({
+             id: e.dataset.tasktimerExternalId, service: e.dataset.tasktimerService,
+             state: e.dataset.tasktimerState, place: e.dataset.tasktimerPlace,
+             text: e.textContent, title: e.title}))""",
     )
 
 
@@ -90,7 +97,10 @@ def test_sign_in_via_options_and_sign_out(browser: Browser, backend: Backend, wo
     token = auth["token"]
     assert token
     assert token not in site.content()
-    page_storage = site.evaluate("() => JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage}) + document.cookie")
+    page_storage = site.evaluate(
+        "() => JSON.stringify({...localStorage}) + JSON.stringify({...sessionStorage})"
+        " + document.cookie"
+    )
     assert token not in page_storage
 
     options.click("button[name=sign-out]")
@@ -103,25 +113,41 @@ def test_sign_in_via_options_and_sign_out(browser: Browser, backend: Backend, wo
 VIEWS = {
     "asana-board": ("asana", f"/0/{ASANA_PROJECT}/board", {"board-card"}),
     "asana-list": ("asana", f"/0/{ASANA_PROJECT}/list", {"list-row"}),
-    "asana-task-pane": ("asana", "/1/{ws}/project/{p}/task/{first}", {"board-card", "task-pane", "subtask-row"}),
-    "heyspace-board-and-card": ("heyspace", "/projects/{hp}/kanban?taskId={first}", {"board-card", "card-detail"}),
+    "asana-task-pane": (
+        "asana",
+        "/1/{ws}/project/{p}/task/{first}",
+        {"board-card", "task-pane", "subtask-row"},
+    ),
+    "heyspace-board-and-card": (
+        "heyspace",
+        "/projects/{hp}/kanban?taskId={first}",
+        {"board-card", "card-detail"},
+    ),
     "pivotal-board": ("pivotaltracker", "/n/projects/1000", {"story"}),
     "pivotal-story": ("pivotaltracker", "/story/show/{first}", {"story"}),
 }
 
 
 @pytest.mark.parametrize("view", list(VIEWS))
-def test_buttons_and_states_on_each_site(signed_in: Browser, backend: Backend, world: World, view: str) -> None:
+def test_buttons_and_states_on_each_site(
+    signed_in: Browser, backend: Backend, world: World, view: str
+) -> None:
     service, path_template, places = VIEWS[view]
     imported = world.items[service][:4]
     missing = backend.new_item(service, "Not imported yet")
     subtasks = world.items["asana"][4:6] if view == "asana-task-pane" else None
-    path = path_template.format(ws=ASANA_WORKSPACE, p=ASANA_PROJECT, hp=HEYSPACE_PROJECT, first=imported[0].external_id)
+    path = path_template.format(
+        ws=ASANA_WORKSPACE, p=ASANA_PROJECT, hp=HEYSPACE_PROJECT, first=imported[0].external_id
+    )
     page = signed_in.open_site(service, path, [*imported, missing], subtasks)
 
     expected = {
-        "asana-board": 5, "asana-list": 5, "asana-task-pane": 5 + 1 + 2,
-        "heyspace-board-and-card": 5 + 1, "pivotal-board": 5, "pivotal-story": 1,
+        "asana-board": 5,
+        "asana-list": 5,
+        "asana-task-pane": 5 + 1 + 2,
+        "heyspace-board-and-card": 5 + 1,
+        "pivotal-board": 5,
+        "pivotal-story": 1,
     }[view]
     found = wait_settled(page, expected)
     assert {b["place"] for b in found} == places
@@ -159,7 +185,9 @@ def test_start_and_stop_from_a_card(signed_in: Browser, backend: Backend, world:
     assert page.locator(".TaskPane").count() == 0
     entry = running(backend)
     assert entry is not None
-    resolved = backend.api("POST", "/resolve", {"service": "asana", "external_ids": [item.external_id]})
+    resolved = backend.api(
+        "POST", "/resolve", {"service": "asana", "external_ids": [item.external_id]}
+    )
     assert entry["task_id"] == resolved["results"][item.external_id]["task_id"]
     assert entry["created_with"].startswith("extension")
 
@@ -173,30 +201,46 @@ def test_switching_timers_across_tabs(signed_in: Browser, backend: Backend, worl
     heyspace_item = world.items["heyspace"][2]
     board = signed_in.open_site("asana", f"/0/{ASANA_PROJECT}/board", world.items["asana"][:4])
     listing = signed_in.open_site("asana", f"/0/{ASANA_PROJECT}/list", world.items["asana"][:4])
-    cards = signed_in.open_site("heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", world.items["heyspace"][:4])
+    cards = signed_in.open_site(
+        "heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", world.items["heyspace"][:4]
+    )
 
     board.bring_to_front()
     button(board, asana_item, state="start").click()
     expect(button(board, asana_item)).to_have_attribute("data-tasktimer-state", "stop")
     # The same item in another tab follows within 2 seconds.
-    expect(button(listing, asana_item)).to_have_attribute("data-tasktimer-state", "stop", timeout=2000)
+    expect(button(listing, asana_item)).to_have_attribute(
+        "data-tasktimer-state", "stop", timeout=2000
+    )
     expect(button(cards, heyspace_item)).to_have_attribute("data-tasktimer-state", "start")
 
     cards.bring_to_front()
     button(cards, heyspace_item, state="start").click()
     started = time.monotonic()
     expect(button(cards, heyspace_item)).to_have_attribute("data-tasktimer-state", "stop")
-    expect(button(board, asana_item)).to_have_attribute("data-tasktimer-state", "start", timeout=2000)
-    expect(button(listing, asana_item)).to_have_attribute("data-tasktimer-state", "start", timeout=2000)
+    expect(button(board, asana_item)).to_have_attribute(
+        "data-tasktimer-state", "start", timeout=2000
+    )
+    expect(button(listing, asana_item)).to_have_attribute(
+        "data-tasktimer-state", "start", timeout=2000
+    )
     assert time.monotonic() - started < 2.5
     assert running(backend)["task_id"] is not None
 
 
-def test_timer_started_elsewhere_reaches_the_page(signed_in: Browser, backend: Backend, world: World) -> None:
+def test_timer_started_elsewhere_reaches_the_page(
+    signed_in: Browser, backend: Backend, world: World
+) -> None:
     item = world.items["pivotaltracker"][1]
-    page = signed_in.open_site("pivotaltracker", "/n/projects/1000", world.items["pivotaltracker"][:3])
+    page = signed_in.open_site(
+        "pivotaltracker", "/n/projects/1000", world.items["pivotaltracker"][:3]
+    )
     expect(button(page, item)).to_have_attribute("data-tasktimer-state", "start")
-    backend.api("POST", "/timer/start", {"service": item.service, "external_id": item.external_id, "created_with": "api"})
+    backend.api(
+        "POST",
+        "/timer/start",
+        {"service": item.service, "external_id": item.external_id, "created_with": "api"},
+    )
     # Pushed by the server's event stream to the worker, then to the tab.
     expect(button(page, item)).to_have_attribute("data-tasktimer-state", "stop", timeout=5000)
     backend.api("POST", "/timer/stop", {})
@@ -206,9 +250,13 @@ def test_timer_started_elsewhere_reaches_the_page(signed_in: Browser, backend: B
 # ------------------------------------------------------------------------ task not found
 
 
-def test_task_not_found_then_force_sync_then_start(signed_in: Browser, backend: Backend, world: World) -> None:
+def test_task_not_found_then_force_sync_then_start(
+    signed_in: Browser, backend: Backend, world: World
+) -> None:
     fresh = backend.new_item("heyspace", "Card created a minute ago")
-    page = signed_in.open_site("heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", [*world.items["heyspace"][:2], fresh])
+    page = signed_in.open_site(
+        "heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", [*world.items["heyspace"][:2], fresh]
+    )
     target = button(page, fresh, place="board-card")
     expect(target).to_have_attribute("data-tasktimer-state", "not-found")
     expect(target).to_contain_text("Task not found")
@@ -230,7 +278,9 @@ def test_start_anyway_keeps_a_pending_entry_until_the_item_is_imported(
     signed_in: Browser, backend: Backend, world: World
 ) -> None:
     fresh = backend.new_item("pivotaltracker", "Story nobody synced yet")
-    page = signed_in.open_site("pivotaltracker", "/n/projects/1000", [world.items["pivotaltracker"][0], fresh])
+    page = signed_in.open_site(
+        "pivotaltracker", "/n/projects/1000", [world.items["pivotaltracker"][0], fresh]
+    )
     target = button(page, fresh)
     expect(target).to_have_attribute("data-tasktimer-state", "not-found")
     target.click()
@@ -253,7 +303,9 @@ def test_start_anyway_keeps_a_pending_entry_until_the_item_is_imported(
 # ------------------------------------------------------------------------ SPA churn
 
 
-def test_rerender_churn_and_navigation_never_duplicate_buttons(signed_in: Browser, world: World) -> None:
+def test_rerender_churn_and_navigation_never_duplicate_buttons(
+    signed_in: Browser, world: World
+) -> None:
     items = world.items["asana"]
     page = signed_in.open_site("asana", f"/0/{ASANA_PROJECT}/board", items)
     wait_settled(page, len(items))
@@ -263,7 +315,10 @@ def test_rerender_churn_and_navigation_never_duplicate_buttons(signed_in: Browse
     page.wait_for_function("fixture.renders >= 41")
     found = wait_settled(page, len(items))
     assert sorted(b["id"] for b in found) == sorted(i.external_id for i in items)
-    per_card = page.eval_on_selector_all(".BoardCardLayout", "cards => cards.map(c => c.querySelectorAll('.tasktimer-button').length)")
+    per_card = page.eval_on_selector_all(
+        ".BoardCardLayout",
+        "cards => cards.map(c => c.querySelectorAll('.tasktimer-button').length)",
+    )
     assert per_card == [1] * len(items)
     assert all(b["state"] == "start" for b in found)
     # Cached answers serve the re-renders: no request per render, none per button.
@@ -272,7 +327,9 @@ def test_rerender_churn_and_navigation_never_duplicate_buttons(signed_in: Browse
     # Client-side navigation to a task: the pane gets exactly one button, cards keep theirs.
     page.click(f'.BoardCardLayout[data-task-id="{items[1].external_id}"] .BoardCard-taskName')
     expect(page.locator(".TaskPane")).to_have_attribute("data-task-id", items[1].external_id)
-    expect(button(page, items[1], place="task-pane")).to_have_attribute("data-tasktimer-state", "start")
+    expect(button(page, items[1], place="task-pane")).to_have_attribute(
+        "data-tasktimer-state", "start"
+    )
     page.evaluate("fixture.churn(10, 15)")
     page.wait_for_timeout(700)
     assert page.locator(".TaskPane .tasktimer-button[data-tasktimer-place=task-pane]").count() == 1
@@ -285,9 +342,13 @@ def test_rerender_churn_and_navigation_never_duplicate_buttons(signed_in: Browse
 # ------------------------------------------------------------------------ popup
 
 
-def test_popup_running_timer_stop_search_start_and_force_sync(signed_in: Browser, backend: Backend, world: World) -> None:
+def test_popup_running_timer_stop_search_start_and_force_sync(
+    signed_in: Browser, backend: Backend, world: World
+) -> None:
     item = world.items["heyspace"][3]
-    site = signed_in.open_site("heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", world.items["heyspace"][:4])
+    site = signed_in.open_site(
+        "heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", world.items["heyspace"][:4]
+    )
     expect(button(site, item)).to_have_attribute("data-tasktimer-state", "start")
 
     popup = signed_in.popup()
@@ -303,7 +364,7 @@ def test_popup_running_timer_stop_search_start_and_force_sync(signed_in: Browser
 
     expect(popup.locator("[data-tasktimer-running]")).to_contain_text(item.name)
     elapsed = popup.locator("[data-tasktimer-elapsed]")
-    expect(elapsed).to_have_text(lambda_re := __import__("re").compile(r"^0:00:0\d$"))
+    expect(elapsed).to_have_text(re.compile(r"^0:00:0\d$"))
     first = elapsed.text_content()
     popup.wait_for_timeout(1100)
     assert elapsed.text_content() != first, "the elapsed time ticks"
@@ -323,10 +384,11 @@ def test_popup_running_timer_stop_search_start_and_force_sync(signed_in: Browser
     progress = popup.locator("[data-tasktimer-sync-progress]")
     expect(progress).to_have_attribute("data-tasktimer-sync-done", "", timeout=30_000)
     expect(progress).to_contain_text("done")
-    del lambda_re
 
 
-def test_popup_shows_a_timer_started_on_a_page(signed_in: Browser, backend: Backend, world: World) -> None:
+def test_popup_shows_a_timer_started_on_a_page(
+    signed_in: Browser, backend: Backend, world: World
+) -> None:
     item = world.items["asana"][3]
     site = signed_in.open_site("asana", f"/0/{ASANA_PROJECT}/board", world.items["asana"][:4])
     button(site, item, state="start").click()
