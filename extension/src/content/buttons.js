@@ -254,12 +254,11 @@
       const began = performance.now();
       try {
         const answer = await ask({ type: "resolve", service: this.service, externalIds: ids });
+        // Signed-out answers are cached too, so churn does not ask again; signing in clears them.
         this.signedIn = answer.signedIn;
-        if (answer.signedIn) {
-          this.running = answer.running;
-          const at = performance.now();
-          for (const id of ids) this.cache.set(id, { result: answer.results[id] ?? null, at });
-        }
+        this.running = answer.running;
+        const at = performance.now();
+        for (const id of ids) this.cache.set(id, { result: answer.results[id] ?? null, at });
       } catch (err) {
         const at = performance.now();
         if (err.code === "signed_out") this.signedIn = false;
