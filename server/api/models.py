@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 from ..domain.clock import iso
@@ -23,13 +24,25 @@ Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 Note = Annotated[str, StringConstraints(max_length=2000)]
 
 
-def _utc(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return iso(value)
+def _utc(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("expected an ISO 8601 timestamp") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return iso(value)
+    return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_utc)]
+# Accepted as any ISO 8601 form, stored and answered as fixed-width UTC with "Z".
+Timestamp = Annotated[
+    str,
+    BeforeValidator(_utc),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class Body(BaseModel):

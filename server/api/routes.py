@@ -334,8 +334,8 @@ async def list_entries(ctx: Ctx) -> Any:
     offset = decode_cursor(q.cursor)
     items = await ctx.services.timer.list_entries(
         ctx.user,
-        start_from=q.from_,  # type: ignore[arg-type]
-        start_to=q.to,  # type: ignore[arg-type]
+        start_from=q.from_,
+        start_to=q.to,
         user_id=q.user_id,
         skip=offset,
         limit=q.limit + 1,
@@ -358,8 +358,8 @@ async def create_entry(ctx: Ctx) -> Any:
     return await ctx.services.timer.create_entry(
         ctx.user,
         task_id=b.task_id,
-        start=b.start,  # type: ignore[arg-type]
-        end=b.end,  # type: ignore[arg-type]
+        start=b.start,
+        end=b.end,
         note=b.note,
         tags=b.tags,
         created_with=b.created_with,
