@@ -33,6 +33,10 @@ def story_url(story_id: str) -> str:
     return f"{WEB_URL}/story/show/{story_id}"
 
 
+def project_external_id(project_id: str) -> str:
+    return f"project:{project_id}"
+
+
 def list_external_id(project_id: str, state: str) -> str:
     """The synthetic list a story in ``state`` belongs to. Unknown states (a newer server)
     are shown in the backlog rather than dropped."""
@@ -117,8 +121,10 @@ class PivotalConnector:
             if project.get("id") is None:
                 raise ProviderError("Pivotal Tracker projects: a project without an id")
             project_id = str(project["id"])
+            # Project and story ids are both plain numbers in Tracker; a prefix keeps them
+            # apart in one id space (stories stay bare: pages and URLs show those).
             yield SnapshotNode(
-                external_id=project_id,
+                external_id=project_external_id(project_id),
                 parent_external_id=None,
                 kind="project",
                 name=str(project.get("name") or ""),
@@ -128,7 +134,7 @@ class PivotalConnector:
             for key, name, _ in STATE_GROUPS:
                 yield SnapshotNode(
                     external_id=f"{project_id}:{key}",
-                    parent_external_id=project_id,
+                    parent_external_id=project_external_id(project_id),
                     kind="list",
                     name=name,
                 )

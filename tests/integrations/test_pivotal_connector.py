@@ -65,10 +65,12 @@ async def test_snapshot_maps_projects_lists_and_stories(
     nodes = await collect(await connector(http, base))
     by_id = assert_tree(nodes)
     p = str(project)
-    assert str(hidden) not in by_id
-    assert by_id[p].kind == "project" and by_id[p].parent_external_id is None
-    assert by_id[p].name == "Website"
-    assert set(by_id[p].member_emails) == {"owner@example.com", "dev@example.com"}
+    pid = f"project:{p}"  # projects are prefixed so they never collide with story ids
+    assert str(hidden) not in by_id and f"project:{hidden}" not in by_id
+    assert by_id[pid].kind == "project" and by_id[pid].parent_external_id is None
+    assert by_id[pid].name == "Website"
+    assert set(by_id[pid].member_emails) == {"owner@example.com", "dev@example.com"}
+    assert all(by_id[f"{p}:{k}"].parent_external_id == pid for k in ("icebox", "done"))
     lists = [n for n in nodes if n.kind == "list"]
     assert [(n.external_id, n.name) for n in lists] == [
         (f"{p}:icebox", "Icebox"),
