@@ -87,10 +87,15 @@ INTEGRATIONS = CollectionSpec(
 )
 SYNCS = CollectionSpec(
     "syncs",
-    {"account_id": T, "service": T, "state": T, "started_at": T},
-    (Index(("account_id", "service", "started_at")),),
+    {"account_id": T, "service": T, "state": T, "started_at": T, "active": B, "heartbeat_at": T},
+    (
+        Index(("account_id", "service", "started_at")),
+        # The sync lease: at most one active (queued or running) sync per integration,
+        # across every server process sharing the database. A live run renews
+        # ``heartbeat_at``; a run whose heartbeat is stale may be taken over.
+        Index(("account_id", "service"), unique=True, partial={"active": True}),
+    ),
 )
-LEASES = CollectionSpec("leases", {"account_id": T, "owner": T, "expires_at": T})
 EVENTS = CollectionSpec(
     "events",
     {"account_id": T, "user_id": T, "created_at": T, "origin": T},
@@ -113,7 +118,6 @@ ALL = (
     IDEMPOTENCY,
     INTEGRATIONS,
     SYNCS,
-    LEASES,
     EVENTS,
     OAUTH_STATES,
 )

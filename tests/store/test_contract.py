@@ -133,10 +133,10 @@ async def test_update_one_increments_and_detects_unique_violations(db: Backend) 
 
 
 async def test_concurrent_conditional_updates_have_one_winner(db: Backend) -> None:
-    await db.insert("leases", {"_id": "l1", "account_id": "a", "owner": None, "expires_at": "0"})
+    await db.insert("syncs", {"_id": "s1", "account_id": "a", "state": "queued"})
     results = await asyncio.gather(
         *(
-            db.update_one("leases", {"_id": "l1", "owner": None}, {"owner": f"p{i}"})
+            db.update_one("syncs", {"_id": "s1", "state": "queued"}, {"state": f"p{i}"})
             for i in range(8)
         )
     )
