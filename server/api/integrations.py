@@ -1,7 +1,379 @@
-"""Handlers for integrations: enable, sync, status, unlink."""
+"""Handlers for integrations: enable, sync, status, settings, unlink."""
 
 from __future__ import annotations
 
-from .core import Api
+import html
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
+
+from ..domain.errors import DomainError, ValidationFailed
+from . import models as m
+from .core import Api, Ctx, decode_cursor, envelope, page_of
 
 api = Api()
+
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class HeySpaceEnable(m.Body):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    password: Secret
+
+
+class PivotalEnable(m.Body):
+    api_token: Secret
+
+
+class Reenable(m.Body):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320)] | None = None
+    password: Secret | None = None
+    api_token: Secret | None = None
+
+
+class SyncSummary(BaseModel):
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    started_at: str | None
+    finished_at: str | None
+    counts: dict[str, int]
+    error: str | None
+
+
+class IntegrationOut(BaseModel):
+    service: m.ServiceName
+    status: Literal["syncing", "ok", "error", "needs_reauth", "owner_missing", "unlinked"]
+    owner_user_id: str | None
+    root_task_id: str | None
+    last_sync: SyncSummary | None
+    next_sync_at: str | None
+    settings: dict[str, Any]
+    error: str | None = None
+
+
+class SyncStarted(BaseModel):
+    sync_id: str
+
+
+class SyncOut(SyncSummary):
+    service: m.ServiceName
+    progress: dict[str, Any]
+
+
+class IntegrationSettings(m.Body):
+    keywords_from_ids: bool | None = None
+
+
+class IntegrationPatch(m.Body):
+    settings: IntegrationSettings
+
+
+def _service(ctx: Ctx) -> str:
+    service = ctx.match("service")
+    if service not in ("heyspace", "asana", "pivotaltracker"):
+        raise ValidationFailed(
+            "unknown service",
+            [{"field": "service", "message": "heyspace, asana or pivotaltracker"}],
+        )
+    return service
+
+
+@api.route(
+    "GET",
+    "/api/v1/integrations",
+    summary="Connected tools and their status",
+    tag="integrations",
+    query=m.ListQuery,
+    response=m.list_of(IntegrationOut),
+)
+async def list_integrations(ctx: Ctx) -> Any:
+    items = await ctx.services.sync.list_integrations(ctx.user)
+    return {"items": items, "next_cursor": None}
+
+
+@api.route(
+    "POST",
+    "/api/v1/integrations/heyspace",
+    summary="Connect HeySpace",
+    tag="integrations",
+    body=HeySpaceEnable,
+    response=IntegrationOut,
+    status=201,
+    errors=(403, 409),
+)
+async def enable_heyspace(ctx: Ctx) -> Any:
+    integration, _ = await ctx.services.sync.enable(
+        ctx.user, "heyspace", ctx.body.model_dump(), reenable=False
+    )
+    return integration
+
+
+@api.route(
+    "POST",
+    "/api/v1/integrations/pivotaltracker",
+    summary="Connect Pivotal Tracker",
+    tag="integrations",
+    body=PivotalEnable,
+    response=IntegrationOut,
+    status=201,
+    errors=(403, 409),
+)
+async def enable_pivotal(ctx: Ctx) -> Any:
+    integration, _ = await ctx.services.sync.enable(
+        ctx.user, "pivotaltracker", ctx.body.model_dump(), reenable=False
+    )
+    return integration
+
+
+@api.route(
+    "POST",
+    "/api/v1/integrations/{service}/reenable",
+    summary="New credentials for an existing integration (same task ids)",
+    tag="integrations",
+    body=Reenable,
+    response=IntegrationOut,
+    errors=(403, 404),
+)
+async def reenable(ctx: Ctx) -> Any:
+    service = _service(ctx)
+    body: Reenable = ctx.body
+    if service == "heyspace" and not (body.email and body.password):
+        raise ValidationFailed(
+            "email and password are required",
+            [
+                {"field": "email", "message": "required"},
+                {"field": "password", "message": "required"},
+            ],
+        )
+    if service == "pivotaltracker" and not body.api_token:
+        raise ValidationFailed(
+            "api_token is required", [{"field": "api_token", "message": "required"}]
+        )
+    if service == "asana":
+        return await ctx.services.sync.asana.start(ctx.user, reenable=True)
+    integration, _ = await ctx.services.sync.enable(
+        ctx.user, service, body.model_dump(exclude_none=True), reenable=True
+    )
+    return integration
+
+
+@api.route(
+    "PATCH",
+    "/api/v1/integrations/{service}",
+    summary="Change integration settings",
+    tag="integrations",
+    body=IntegrationPatch,
+    response=IntegrationOut,
+    errors=(403, 404),
+)
+async def patch_integration(ctx: Ctx) -> Any:
+    settings = ctx.body.settings.model_dump(exclude_none=True)
+    return await ctx.services.sync.update_settings(ctx.user, _service(ctx), settings)
+
+
+@api.route(
+    "DELETE",
+    "/api/v1/integrations/{service}",
+    summary="Unlink: forget credentials, archive the tree, keep entries",
+    tag="integrations",
+    status=204,
+    errors=(403, 404),
+)
+async def unlink(ctx: Ctx) -> None:
+    await ctx.services.sync.unlink(ctx.user, _service(ctx))
+
+
+@api.route(
+    "POST",
+    "/api/v1/integrations/{service}/sync",
+    summary="Force synchronization (joins a running one)",
+    tag="integrations",
+    response=SyncStarted,
+    status=202,
+    errors=(404, 409),
+)
+async def force_sync(ctx: Ctx) -> Any:
+    return {"sync_id": await ctx.services.sync.force_sync(ctx.user, _service(ctx))}
+
+
+@api.route(
+    "GET",
+    "/api/v1/integrations/{service}/syncs",
+    summary="Sync history, newest first",
+    tag="integrations",
+    query=m.ListQuery,
+    response=m.list_of(SyncOut),
+    errors=(404,),
+)
+async def list_syncs(ctx: Ctx) -> Any:
+    offset = decode_cursor(ctx.query.cursor)
+    items = await ctx.services.sync.list_syncs(
+        ctx.user, _service(ctx), skip=offset, limit=ctx.query.limit + 1
+    )
+    return envelope(items[: ctx.query.limit], offset, ctx.query.limit, len(items) > ctx.query.limit)
+
+
+@api.route(
+    "GET",
+    "/api/v1/integrations/{service}/syncs/{sync_id}",
+    summary="State, progress and counts of one sync",
+    tag="integrations",
+    response=SyncOut,
+    errors=(404,),
+)
+async def get_sync(ctx: Ctx) -> Any:
+    return await ctx.services.sync.get_sync(ctx.user, _service(ctx), ctx.match("sync_id"))
+
+
+# -- Asana ----------------------------------------------------------------------------
+
+
+class AuthorizeOut(BaseModel):
+    authorize_url: str
+
+
+class CallbackQuery(m.Query):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+    state: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    error: str | None = None
+    error_description: str | None = None
+
+
+class WorkspaceOut(BaseModel):
+    id: str
+    name: str
+    selected: bool
+
+
+class WorkspaceSelection(m.Body):
+    selected: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]]
+
+
+class CoworkerOut(BaseModel):
+    email: str
+    name: str
+
+
+class InvitationsBody(m.Body):
+    emails: list[EmailStr] = Field(min_length=1, max_length=200)
+
+
+class InvitationOut(BaseModel):
+    email: str
+    status: Literal["invited", "already_a_user"]
+    user_id: str | None
+    invite_url: str | None
+
+
+@api.route(
+    "POST",
+    "/api/v1/integrations/asana",
+    summary="Start connecting Asana: returns the OAuth authorize URL (PKCE)",
+    tag="asana",
+    response=AuthorizeOut,
+    errors=(403, 409),
+)
+async def asana_start(ctx: Ctx) -> Any:
+    return await ctx.services.sync.asana.start(ctx.user, reenable=False)
+
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Tasktimer and Asana</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;
+margin:3rem auto;padding:0 1rem}}</style></head><body><h1>{title}</h1><p>{text}</p>
+</body></html>"""
+
+
+@api.route(
+    "GET",
+    "/api/v1/integrations/asana/callback",
+    summary="OAuth redirect target: completes the Asana connection",
+    tag="asana",
+    query=CallbackQuery,
+    auth=False,
+    errors=(404,),
+)
+async def asana_callback(ctx: Ctx) -> Any:
+    q: CallbackQuery = ctx.query
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    if q.error or not q.code or not q.state:
+        text = "Asana did not grant access" + (f": {html.escape(q.error)}" if q.error else ".")
+        return web.Response(
+            status=400,
+            content_type="text/html",
+            headers=headers,
+            text=_PAGE.format(title="Not connected", text=text),
+        )
+    try:
+        await ctx.services.sync.asana.callback(q.code, q.state)
+    except DomainError as exc:
+        return web.Response(
+            status=exc.status,
+            content_type="text/html",
+            headers=headers,
+            text=_PAGE.format(title="Not connected", text=html.escape(exc.detail)),
+        )
+    return web.Response(
+        content_type="text/html",
+        headers=headers,
+        text=_PAGE.format(
+            title="Asana is connected",
+            text="The first synchronization has started. You can close this tab.",
+        ),
+    )
+
+
+@api.route(
+    "GET",
+    "/api/v1/integrations/asana/workspaces",
+    summary="Asana workspaces and whether each is imported",
+    tag="asana",
+    query=m.ListQuery,
+    response=m.list_of(WorkspaceOut),
+    errors=(403, 404, 409),
+)
+async def asana_workspaces(ctx: Ctx) -> Any:
+    items = await ctx.services.sync.asana.workspaces(ctx.user)
+    return page_of(items, ctx.query.cursor, ctx.query.limit)
+
+
+@api.route(
+    "PUT",
+    "/api/v1/integrations/asana/workspaces",
+    summary="Choose the Asana workspaces to import (starts a sync)",
+    tag="asana",
+    body=WorkspaceSelection,
+    response=IntegrationOut,
+    errors=(403, 404, 409),
+)
+async def asana_select(ctx: Ctx) -> Any:
+    return await ctx.services.sync.asana.select_workspaces(ctx.user, ctx.body.selected)
+
+
+@api.route(
+    "GET",
+    "/api/v1/integrations/asana/coworkers",
+    summary="Asana users of the selected workspaces who are not users yet",
+    tag="asana",
+    query=m.ListQuery,
+    response=m.list_of(CoworkerOut),
+    errors=(403, 404, 409),
+)
+async def asana_coworkers(ctx: Ctx) -> Any:
+    items = await ctx.services.sync.asana.coworkers(ctx.user)
+    return page_of(items, ctx.query.cursor, ctx.query.limit)
+
+
+@api.route(
+    "POST",
+    "/api/v1/integrations/asana/invitations",
+    summary="Invite Asana co-workers (one-time links)",
+    tag="asana",
+    body=InvitationsBody,
+    response=m.list_of(InvitationOut),
+    status=201,
+    errors=(403,),
+)
+async def asana_invite(ctx: Ctx) -> Any:
+    items = await ctx.services.sync.asana.invite(ctx.user, [str(e) for e in ctx.body.emails])
+    return {"items": items, "next_cursor": None}

@@ -245,6 +245,11 @@ class IntegrationService:
         self._connector_factory = connector_factory
         self._check_credentials = check_credentials
         self._running: dict[str, asyncio.Task[None]] = {}
+        # The provider side (connectors, HTTP client) for flows such as Asana's OAuth.
+        self.connectors: Any = None
+        from .asana_flow import AsanaFlow
+
+        self.asana = AsanaFlow(self)
         self._scheduler: asyncio.Task[None] | None = None
         accounts.on_user_joined.append(self._user_joined)
         accounts.on_user_deactivated.append(self._user_deactivated)
