@@ -181,7 +181,7 @@ async def make_client(
     aiohttp_client: Any, settings: Settings
 ) -> AsyncIterator[Callable[..., Awaitable[TestClient[Any, Any]]]]:
     async def factory(**overrides: Any) -> TestClient[Any, Any]:
-        app_settings = settings.model_copy(update=overrides) if overrides else settings
+        app_settings = Settings(**{**settings.model_dump(), **overrides})
         client: TestClient[Any, Any] = await aiohttp_client(create_app(app_settings))
         return client
 

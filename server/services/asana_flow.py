@@ -178,6 +178,10 @@ class AsanaFlow:
             raise Conflict(f"Asana could not be read: {exc}", code="provider_unavailable") from None
         users = await self._svc._db.find("users", {"account_id": principal.account_id})
         known = {u["email"] for u in users}
+        # The Asana user who connected the tool is the integration's owner already.
+        connected_as = ((await self._svc.credentials(doc)).get("user") or {}).get("email")
+        if connected_as:
+            known.add(normalize_email(str(connected_as)))
         return sorted(
             (
                 {"email": normalize_email(p["email"]), "name": p.get("name") or ""}
