@@ -79,6 +79,15 @@ class Providers:
             return str(self.loop.call(self.pivotal.add_story, self.pivotal_project, name))
         return self.loop.call(self.asana.add_task, self.asana_project, name, self.asana_section)
 
+    def archive(self, service: str, external_id: str) -> None:
+        """Archives (HeySpace) or completes (Asana) an item upstream."""
+        if service == "heyspace":
+            self.loop.call(self.heyspace.archive, external_id)
+        elif service == "asana":
+            self.loop.call(self.asana.complete_task, external_id)
+        else:
+            raise ValueError(f"{service} items are removed, not archived")
+
     def env(self) -> dict[str, str]:
         return {
             "TT_HEYSPACE_API_URL": f"{self.heyspace_url}{fake_heyspace.API}",

@@ -247,6 +247,21 @@ def test_timer_started_elsewhere_reaches_the_page(
     expect(button(page, item)).to_have_attribute("data-tasktimer-state", "start", timeout=5000)
 
 
+def test_archived_item_is_not_allowed(signed_in: Browser, backend: Backend) -> None:
+    item = backend.new_item("heyspace", "Card archived upstream")
+    backend.sync("heyspace")
+    backend.providers.archive("heyspace", item.external_id)
+    backend.sync("heyspace")
+    page = signed_in.open_site("heyspace", f"/projects/{HEYSPACE_PROJECT}/kanban", [item])
+    target = button(page, item)
+    expect(target).to_have_attribute("data-tasktimer-state", "forbidden")
+    expect(target).to_have_attribute("title", re.compile("archived"))
+    target.click()
+    # Our own message instead of alert(); nothing starts.
+    expect(page.locator("[data-tasktimer-toast]")).to_contain_text("archived")
+    assert running(backend) is None
+
+
 # ------------------------------------------------------------------------ task not found
 
 
@@ -396,6 +411,18 @@ def test_popup_shows_a_timer_started_on_a_page(
     popup = signed_in.popup()
     expect(popup.locator("[data-tasktimer-running]")).to_contain_text(item.name)
     expect(popup.locator("button[name=stop]")).to_be_visible()
+
+
+def test_popup_suggests_the_task_of_the_page(signed_in: Browser, backend: Backend) -> None:
+    backend.api("PATCH", "/integrations/asana", {"settings": {"keywords_from_ids": True}})
+    item = backend.new_item("asana", "Task behind a URL")
+    backend.sync("asana")
+    url = f"https://app.asana.com/0/{backend.providers.asana_project}/{item.external_id}"
+    popup = signed_in.popup(url)
+    suggested = popup.locator("[data-tasktimer-task-id].suggested")
+    expect(suggested).to_contain_text(item.name)
+    suggested.click()
+    expect(popup.locator("[data-tasktimer-running]")).to_contain_text(item.name)
 
 
 # ------------------------------------------------------------------------ 300-card board
