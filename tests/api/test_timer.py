@@ -4,6 +4,7 @@ references, permissions, manual entries and live events."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
@@ -23,9 +24,7 @@ async def setup_tasks(admin: Api) -> tuple[Api, dict[str, Any], dict[str, str]]:
 
 def overlapping(entries: list[dict[str, Any]]) -> bool:
     ordered = sorted(entries, key=lambda e: e["start"])
-    return any(
-        (a["end"] or "9999") > b["start"] for a, b in zip(ordered, ordered[1:], strict=False)
-    )
+    return any((a["end"] or "9999") > b["start"] for a, b in itertools.pairwise(ordered))
 
 
 async def test_start_switch_stop(admin: Api) -> None:
