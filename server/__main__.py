@@ -71,7 +71,7 @@ def serve(settings: Settings) -> None:
 
 
 async def _create_admin(settings: Settings, email: str, password: str, name: str) -> None:
-    from .services.accounts import AccountService
+    from .services.accounts import AccountService, Passwords
     from .store.factory import open_backend
 
     backend = await open_backend(settings)
@@ -80,6 +80,9 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
             backend,
             public_url=settings.effective_public_url,
             token_ttl_days=settings.token_ttl_days,
+            passwords=Passwords(
+                time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+            ),
         )
         existing = await backend.find_one("users", {"role": "admin"})
         if existing is None:
@@ -87,7 +90,7 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
         else:
             # Further admins join the existing account.
             from .domain import clock
-            from .services.accounts import hash_password, normalize_email
+            from .services.accounts import normalize_email
             from .services.ids import new_id
 
             await backend.insert(
@@ -99,7 +102,7 @@ async def _create_admin(settings: Settings, email: str, password: str, name: str
                     "name": name or email.split("@")[0],
                     "role": "admin",
                     "active": True,
-                    "password_hash": await hash_password(password),
+                    "password_hash": await accounts.passwords.hash(password),
                     "created_at": clock.now_iso(),
                 },
             )

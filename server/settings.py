@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     pivotal_api_url: str = "https://www.pivotaltracker.com/services/v5"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     token_ttl_days: float = Field(default=90.0, gt=0)
+    # Argon2id cost; the defaults follow RFC 9106's second recommended option.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=1024)
     # Provider HTTP behaviour; small values make the fake-provider tests fast.
     provider_timeout_s: float = Field(default=30.0, gt=0)
     provider_max_retries: int = Field(default=4, ge=0)

@@ -105,6 +105,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "provider_backoff_s": 0.01,
         "provider_max_retry_after_s": 0.2,
         "event_poll_s": 0.1,
+        # Cheap hashing keeps the suite fast; production keeps the Argon2id defaults.
+        "password_time_cost": 1,
+        "password_memory_kib": 1024,
     }
     values.update(overrides)
     return Settings(**values)

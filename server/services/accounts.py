@@ -20,9 +20,6 @@ log = logging.getLogger(__name__)
 
 INVITATION_TTL_S = 7 * 24 * 3600
 MIN_PASSWORD = 8
-_hasher = PasswordHasher()
-# Verified when the e-mail is unknown, so that both failures take the same time.
-_DUMMY_HASH = _hasher.hash("tasktimer-dummy-password")
 
 UserHook = Callable[[str, str], Awaitable[None]]
 
@@ -42,18 +39,25 @@ def public_user(doc: Doc) -> dict[str, Any]:
     }
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+class Passwords:
+    """Argon2id hashing, always off the event loop."""
 
+    def __init__(self, *, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        # Verified when the e-mail is unknown, so that both failures take the same time.
+        self._dummy = self._hasher.hash("tasktimer-dummy-password")
 
-async def verify_password(password_hash: str, password: str) -> bool:
-    def check() -> bool:
-        try:
-            return _hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
 
-    return await asyncio.to_thread(check)
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self._hasher.verify(password_hash or self._dummy, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(check) and password_hash is not None
 
 
 def _check_password(password: str) -> None:
@@ -65,8 +69,16 @@ def _check_password(password: str) -> None:
 
 
 class AccountService:
-    def __init__(self, backend: Backend, *, public_url: str, token_ttl_days: float) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        public_url: str,
+        token_ttl_days: float,
+        passwords: Passwords | None = None,
+    ) -> None:
         self._db = backend
+        self.passwords = passwords or Passwords()
         self._public_url = public_url
         self._token_ttl_s = token_ttl_days * 86400
         # Called with (account_id, user_id) when a user joins or becomes active again.
@@ -94,7 +106,11 @@ class AccountService:
             },
         )
         return await self._insert_user(
-            account_id, email, name or email.split("@")[0], "admin", await hash_password(password)
+            account_id,
+            email,
+            name or email.split("@")[0],
+            "admin",
+            await self.passwords.hash(password),
         )
 
     async def _insert_user(
@@ -123,7 +139,7 @@ class AccountService:
     async def login(self, email: str, password: str) -> tuple[str, Doc]:
         user = await self._db.find_one("users", {"email": normalize_email(email)})
         stored = user.get("password_hash") if user else None
-        ok = await verify_password(stored or _DUMMY_HASH, password)
+        ok = await self.passwords.verify(stored, password)
         if not (ok and user and stored and user.get("active", True)):
             raise Unauthorized("wrong e-mail or password", code="invalid_credentials")
         return await self._issue_token(user), user
@@ -200,7 +216,7 @@ class AccountService:
         if password is not None:
             _check_password(password)
             return await self._insert_user(
-                principal.account_id, email, name, role, await hash_password(password)
+                principal.account_id, email, name, role, await self.passwords.hash(password)
             ), None
         user = await self._insert_user(principal.account_id, email, name, role, None)
         return user, await self.invite(principal.account_id, user)
@@ -232,7 +248,7 @@ class AccountService:
         )
         if invitation is None:
             raise NotFound("invitation not found, used or expired", code="invitation_invalid")
-        changes: dict[str, Any] = {"password_hash": await hash_password(password)}
+        changes: dict[str, Any] = {"password_hash": await self.passwords.hash(password)}
         if name:
             changes["name"] = name
         user = await self._db.update_one(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..settings import Settings
 from ..store.base import Backend
-from .accounts import AccountService
+from .accounts import AccountService, Passwords
 from .events import EventBus
 from .tasks import TaskService
 from .timer import TimerService
@@ -35,7 +35,12 @@ class Services:
 def build_services(settings: Settings, backend: Backend) -> Services:
     events = EventBus(backend, shared=settings.is_mongo, poll_s=settings.event_poll_s)
     accounts = AccountService(
-        backend, public_url=settings.effective_public_url, token_ttl_days=settings.token_ttl_days
+        backend,
+        public_url=settings.effective_public_url,
+        token_ttl_days=settings.token_ttl_days,
+        passwords=Passwords(
+            time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+        ),
     )
     tasks = TaskService(backend)
     timer = TimerService(backend, tasks, events)
