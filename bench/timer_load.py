@@ -1,0 +1,700 @@
+"""Timer start/stop load benchmark, compared with ``GET /health`` on the same server.
+
+By default it starts its own server (``python -m server``) on a free loopback port with a
+fresh temporary database -- SQLite, or with ``--backend mongo`` the mongoeco MongoDB wire
+server from ``tests/mongo_wire.py`` -- and stops everything it started when it is done,
+interrupted or failing. With ``--url`` it targets a server that already runs on loopback
+(then ``--admin-email`` and ``--admin-password`` are needed).
+
+Setup goes through the HTTP API only: admin login, N users with passwords, one manual
+parent task with two children, every user ``regular`` on the parent, one token per user.
+For each concurrency level C, C clients (distinct users, one keep-alive session each)
+first hit ``GET /health`` for the duration, then loop start (alternating the two child
+tasks) + stop for the duration; each phase is preceded by a short warm-up. At the end it
+checks through the API that every user has at most one running timer and that their
+entries do not overlap.
+
+    .venv/bin/python bench/timer_load.py                  # SQLite, 1/8/32 clients, 5 s
+    .venv/bin/python bench/timer_load.py --backend both --json out.json
+    .venv/bin/python bench/timer_load.py --url http://127.0.0.1:8080 \\
+        --admin-email admin@example.com --admin-password secret123
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_EMAIL = "bench-admin@example.com"
+USER_PASSWORD = "bench-password-123"
+STARTUP_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_S = 30.0
+MAX_ERROR_SAMPLES = 5
+
+
+class BenchError(Exception):
+    """Setup or environment failure; the message says what answered what."""
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_process(proc: subprocess.Popen[Any], name: str) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        proc.terminate()  # aiohttp's run_app and asyncio.run shut down cleanly on SIGTERM
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        print(f"  {name} did not stop on SIGTERM, killing it", file=sys.stderr)
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def mongo_wire(python: str) -> Iterator[str]:
+    """Run tests/mongo_wire.py; yield its ``mongodb://`` URI (without a database name)."""
+    if not Path(python).exists():
+        raise BenchError(
+            f"{python} not found: the mongo backend needs the Python 3.13 virtualenv with "
+            "mongoeco (scripts/test.sh builds .venv-mongo)"
+        )
+    proc = subprocess.Popen(
+        [python, str(REPO / "tests" / "mongo_wire.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("mongodb://"):
+            raise BenchError(f"mongo_wire.py did not print a URI (got {line!r})")
+        yield line
+    finally:
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # mongo_wire.py serves until its stdin closes
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            stop_process(proc, "mongo_wire.py")
+
+
+def with_database(uri: str, name: str) -> str:
+    parts = urlsplit(uri)
+    query = parts.query or "directConnection=true"
+    return f"{parts.scheme}://{parts.netloc}/{name}?{query}"
+
+
+@contextlib.contextmanager
+def tasktimer_server(
+    python: str, database_url: str, workdir: Path, admin_password: str
+) -> Iterator[str]:
+    """Run ``python -m server`` on a free loopback port; yield its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TT_DATABASE_URL": database_url,
+        "TT_HOST": "127.0.0.1",
+        "TT_PORT": str(port),
+        "TT_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+        "TT_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+        "TT_SECRET_KEY": secrets.token_urlsafe(32),
+        "TT_SCHEDULER": "false",
+    }
+    log_path = workdir / f"server-{port}.log"
+    with open(log_path, "w+b") as log:
+        proc = subprocess.Popen(
+            [python, "-m", "server"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while b"Tasktimer listening on" not in log_path.read_bytes():
+                if proc.poll() is not None:
+                    raise BenchError(
+                        f"server exited with {proc.returncode} during startup:\n"
+                        + log_path.read_text(errors="replace")[-3000:]
+                    )
+                if time.monotonic() > deadline:
+                    raise BenchError(f"server not ready after {STARTUP_TIMEOUT_S:.0f} s")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop_process(proc, "server")
+            tail = [
+                ln
+                for ln in log_path.read_text(errors="replace").splitlines()
+                if '"level": "ERROR"' in ln or "Traceback" in ln
+            ]
+            if tail:
+                print(f"  server logged {len(tail)} error line(s); first: {tail[0][:300]}")
+
+
+def require_loopback(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        addresses = {ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    if not all(a.is_loopback for a in addresses):
+        raise BenchError(f"--url must point to a loopback address, not {host!r}")
+
+
+# -- HTTP helpers ----------------------------------------------------------------------
+
+
+async def call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    expect: int,
+    token: str | None = None,
+    body: Any = None,
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.request(method, url, json=body, headers=headers) as resp:
+        text = await resp.text()
+        if resp.status != expect:
+            raise BenchError(
+                f"{method} {urlsplit(url).path} answered {resp.status} (expected {expect}): "
+                f"{text[:500]}"
+            )
+        return json.loads(text) if text else None
+
+
+@dataclass
+class Setup:
+    tokens: list[str]
+    user_ids: list[str]
+    children: list[str]
+
+
+async def setup(base: str, admin_email: str, admin_password: str, users: int) -> Setup:
+    api = f"{base}/api/v1"
+    tag = f"{int(time.time())}-{secrets.token_hex(3)}"
+    async with aiohttp.ClientSession() as s:
+        await call(s, "GET", f"{base}/health", 200)
+        login = await call(
+            s,
+            "POST",
+            f"{api}/auth/login",
+            200,
+            body={"email": admin_email, "password": admin_password},
+        )
+        admin = login["token"]
+        parent = await call(s, "POST", f"{api}/tasks", 201, admin, {"name": f"Bench {tag}"})
+        children = [
+            (
+                await call(
+                    s, "POST", f"{api}/tasks", 201, admin, {"name": n, "parent_id": parent["id"]}
+                )
+            )["id"]
+            for n in ("Bench child A", "Bench child B")
+        ]
+        sem = asyncio.Semaphore(8)
+
+        async def one_user(i: int) -> tuple[str, str]:
+            email = f"bench-{tag}-{i}@example.com"
+            async with sem:
+                user = await call(
+                    s,
+                    "POST",
+                    f"{api}/users",
+                    201,
+                    admin,
+                    {
+                        "email": email,
+                        "name": f"Bench {i}",
+                        "password": USER_PASSWORD,
+                        "role": "user",
+                    },
+                )
+                await call(
+                    s,
+                    "PUT",
+                    f"{api}/tasks/{parent['id']}/members/{user['id']}",
+                    200,
+                    admin,
+                    {"role": "regular"},
+                )
+                tok = await call(
+                    s,
+                    "POST",
+                    f"{api}/auth/login",
+                    200,
+                    body={"email": email, "password": USER_PASSWORD},
+                )
+            return user["id"], tok["token"]
+
+        made = await asyncio.gather(*(one_user(i) for i in range(users)))
+    return Setup(tokens=[t for _, t in made], user_ids=[u for u, _ in made], children=children)
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    pairs: int = 0
+    requests: int = 0
+    errors: int = 0
+    start_ms: list[float] = field(default_factory=list)
+    stop_ms: list[float] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+
+    def error(self, what: str) -> None:
+        self.errors += 1
+        if len(self.samples) < MAX_ERROR_SAMPLES:
+            self.samples.append(what[:300])
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+async def post_json(
+    s: aiohttp.ClientSession, url: str, token: str, body: dict[str, Any]
+) -> tuple[int, Any, float]:
+    t0 = time.perf_counter()
+    async with s.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+        raw = await resp.read()
+    ms = (time.perf_counter() - t0) * 1000
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = raw[:200].decode(errors="replace")
+    return resp.status, data, ms
+
+
+async def timer_client(
+    s: aiohttp.ClientSession,
+    base: str,
+    token: str,
+    children: list[str],
+    deadline: float,
+    tally: Tally,
+    started: list[int],
+    slot: int,
+) -> None:
+    start_url = f"{base}/api/v1/timer/start"
+    stop_url = f"{base}/api/v1/timer/stop"
+    n = 0
+    while time.monotonic() < deadline:
+        task_id = children[n % 2]
+        n += 1
+        ok = True
+        running: dict[str, Any] = {}
+        try:
+            status, data, ms = await post_json(s, start_url, token, {"task_id": task_id})
+            tally.requests += 1
+            tally.start_ms.append(ms)
+            if status != 201:
+                ok = False
+                tally.error(f"start -> {status}: {data}")
+            else:
+                started[slot] += 1
+                running = data.get("running") or {}
+                if running.get("task_id") != task_id or running.get("end") is not None:
+                    ok = False
+                    tally.error(f"start -> unexpected running entry: {data}")
+                elif data.get("stopped") is not None:
+                    ok = False
+                    tally.error(f"start stopped a timer that should not run: {data}")
+            # Always stop, so that the user is left without a running timer.
+            status, data, ms = await post_json(s, stop_url, token, {})
+            tally.requests += 1
+            tally.stop_ms.append(ms)
+            if status != 200:
+                ok = False
+                tally.error(f"stop -> {status}: {data}")
+            elif ok and ((data.get("stopped") or {}).get("id") != running.get("id")):
+                ok = False
+                tally.error(f"stop -> did not stop the started entry: {data}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            ok = False
+            tally.error(f"{type(exc).__name__}: {exc}")
+        if ok:
+            tally.pairs += 1
+
+
+async def health_client(s: aiohttp.ClientSession, base: str, deadline: float, tally: Tally) -> None:
+    url = f"{base}/health"
+    while time.monotonic() < deadline:
+        try:
+            async with s.get(url) as resp:
+                await resp.read()
+                tally.requests += 1
+                if resp.status != 200:
+                    tally.error(f"health -> {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            tally.error(f"{type(exc).__name__}: {exc}")
+
+
+async def run_phase(
+    sessions: list[aiohttp.ClientSession],
+    seconds: float,
+    make: Callable[[aiohttp.ClientSession, float, Tally], Awaitable[None]],
+) -> tuple[Tally, float]:
+    tally = Tally()
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    await asyncio.gather(*(make(s, deadline, tally) for s in sessions))
+    return tally, time.monotonic() - t0
+
+
+@dataclass
+class Row:
+    backend: str
+    clients: int
+    seconds: float
+    pairs: int
+    pairs_per_s: float
+    timer_req_per_s: float
+    health_req_per_s: float
+    ratio_pct: float
+    p50_ms: float
+    p99_ms: float
+    start_p99_ms: float
+    stop_p99_ms: float
+    max_ms: float
+    errors: int
+    health_errors: int
+    error_samples: list[str]
+
+
+async def measure_level(
+    base: str,
+    backend: str,
+    st: Setup,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    started: list[int],
+) -> Row:
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=1, force_close=False), timeout=timeout
+                )
+            )
+            for _ in range(clients)
+        ]
+
+        def health(s: aiohttp.ClientSession, deadline: float, t: Tally) -> Awaitable[None]:
+            return health_client(s, base, deadline, t)
+
+        def timer(s: aiohttp.ClientSession, deadline: float, t: Tally) -> Awaitable[None]:
+            i = sessions.index(s)
+            return timer_client(s, base, st.tokens[i], st.children, deadline, t, started, i)
+
+        await run_phase(sessions, warmup, health)
+        h, h_elapsed = await run_phase(sessions, seconds, health)
+        await run_phase(sessions, warmup, timer)
+        t, t_elapsed = await run_phase(sessions, seconds, timer)
+
+    latencies = t.start_ms + t.stop_ms
+    health_rps = h.requests / h_elapsed
+    timer_rps = t.requests / t_elapsed
+    return Row(
+        backend=backend,
+        clients=clients,
+        seconds=round(t_elapsed, 3),
+        pairs=t.pairs,
+        pairs_per_s=t.pairs / t_elapsed,
+        timer_req_per_s=timer_rps,
+        health_req_per_s=health_rps,
+        ratio_pct=100 * timer_rps / health_rps if health_rps else float("nan"),
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        start_p99_ms=percentile(t.start_ms, 99),
+        stop_p99_ms=percentile(t.stop_ms, 99),
+        max_ms=max(latencies, default=float("nan")),
+        errors=t.errors,
+        health_errors=h.errors,
+        error_samples=t.samples + h.samples,
+    )
+
+
+# -- invariant -------------------------------------------------------------------------
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def verify(base: str, st: Setup, started: list[int]) -> tuple[bool, list[str]]:
+    """At most one running timer per user, no overlapping entries, one entry per start."""
+    problems: list[str] = []
+    total = 0
+    async with aiohttp.ClientSession() as s:
+        for i, token in enumerate(st.tokens):
+            entries: list[dict[str, Any]] = []
+            cursor: str | None = None
+            while True:
+                url = f"{base}/api/v1/entries?limit=500" + (f"&cursor={cursor}" if cursor else "")
+                page = await call(s, "GET", url, 200, token)
+                entries.extend(page["items"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+            timer = await call(s, "GET", f"{base}/api/v1/timer", 200, token)
+            total += len(entries)
+            who = f"user {i} ({st.user_ids[i]})"
+            running = [e for e in entries if e.get("end") is None]
+            if len(running) > 1:
+                problems.append(f"{who}: {len(running)} running entries")
+            if timer.get("running") is not None:
+                problems.append(f"{who}: a timer still runs after every stop")
+            if len(entries) != started[i]:
+                problems.append(f"{who}: {len(entries)} entries for {started[i]} successful starts")
+            spans = sorted(
+                (parse_ts(e["start"]), parse_ts(e["end"]) if e.get("end") else None, e["id"])
+                for e in entries
+            )
+            for (a_start, a_end, a_id), (b_start, _, b_id) in itertools.pairwise(spans):
+                if a_end is None or a_end > b_start:
+                    problems.append(
+                        f"{who}: entry {a_id} ({a_start.isoformat()}..{a_end}) overlaps "
+                        f"{b_id} starting {b_start.isoformat()}"
+                    )
+                    break
+            if [e["start"] for e in entries] != sorted(e["start"] for e in entries):
+                problems.append(f"{who}: GET /entries is not ordered by start")
+    summary = f"{len(st.tokens)} users, {total} entries checked"
+    return not problems, [summary, *problems]
+
+
+# -- driver ----------------------------------------------------------------------------
+
+
+async def bench_server(
+    base: str, backend: str, admin_email: str, admin_password: str, args: argparse.Namespace
+) -> tuple[list[Row], dict[str, Any]]:
+    levels: list[int] = args.clients
+    t0 = time.monotonic()
+    st = await setup(base, admin_email, admin_password, max(levels))
+    print(f"  setup: {len(st.tokens)} users, 3 tasks in {time.monotonic() - t0:.1f} s")
+    started = [0] * len(st.tokens)
+    rows = []
+    for c in levels:
+        row = await measure_level(base, backend, st, c, args.seconds, args.warmup, started)
+        print(
+            f"  {c:>3} clients: {row.pairs_per_s:8.1f} pairs/s, health {row.health_req_per_s:8.1f}"
+            f" req/s, p99 {row.p99_ms:.1f} ms, errors {row.errors}"
+        )
+        rows.append(row)
+    ok, notes = await verify(base, st, started)
+    print(f"  invariant ({backend}): {'OK' if ok else 'VIOLATED'} - " + "; ".join(notes[:10]))
+    return rows, {"backend": backend, "ok": ok, "notes": notes}
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    password = secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="tt-bench-") as tmp, contextlib.ExitStack() as stack:
+        workdir = Path(tmp)
+        if backend == "sqlite":
+            database_url = f"sqlite:///{workdir / 'bench.db'}"
+        else:
+            uri = stack.enter_context(mongo_wire(args.mongo_python))
+            database_url = with_database(uri, f"bench_{secrets.token_hex(4)}")
+        t0 = time.monotonic()
+        base = stack.enter_context(tasktimer_server(args.python, database_url, workdir, password))
+        print(f"[{backend}] server {base} ready in {time.monotonic() - t0:.1f} s")
+        return asyncio.run(bench_server(base, backend, ADMIN_EMAIL, password, args))
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if value != value else f"{value:.{digits}f}"
+
+
+def print_table(rows: list[Row]) -> None:
+    head = [
+        "backend",
+        "clients",
+        "pairs/s",
+        "timer req/s",
+        "health req/s",
+        "ratio %",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+    ]
+    body = [
+        [
+            r.backend,
+            str(r.clients),
+            fmt(r.pairs_per_s),
+            fmt(r.timer_req_per_s),
+            fmt(r.health_req_per_s),
+            fmt(r.ratio_pct),
+            fmt(r.p50_ms, 2),
+            fmt(r.p99_ms, 2),
+            str(r.errors + r.health_errors),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for cells in body:
+        print(line(cells))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=("sqlite", "mongo", "both"), default="sqlite")
+    p.add_argument("--url", help="benchmark this running server (loopback only) instead")
+    p.add_argument("--admin-email", help="admin e-mail for --url")
+    p.add_argument("--admin-password", help="admin password for --url")
+    p.add_argument(
+        "--clients",
+        type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+        default=[1, 8, 32],
+        help="comma separated concurrency levels (default 1,8,32)",
+    )
+    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per phase")
+    p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument("--python", default=sys.executable, help="interpreter for python -m server")
+    p.add_argument(
+        "--mongo-python",
+        default=str(REPO / ".venv-mongo" / "bin" / "python"),
+        help="Python 3.13 with mongoeco, for tests/mongo_wire.py",
+    )
+    args = p.parse_args(argv)
+    if not args.clients or min(args.clients) < 1:
+        p.error("--clients needs positive integers")
+    if args.seconds <= 0 or args.warmup < 0:
+        p.error("--seconds must be > 0 and --warmup >= 0")
+    if args.url and not (args.admin_email and args.admin_password):
+        p.error("--url needs --admin-email and --admin-password")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM behaves like Ctrl-C, so the context managers stop the child processes.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored
+    backends = ["sqlite", "mongo"] if args.backend == "both" else [args.backend]
+    if args.url:
+        backends = ["url"]
+    per_backend = len(args.clients) * 2 * (args.seconds + args.warmup) + 15
+    print(
+        f"Timer load benchmark: clients {args.clients}, {args.seconds:g} s per phase "
+        f"(+{args.warmup:g} s warm-up); the whole run takes about "
+        f"{per_backend * len(backends):.0f} s.",
+        flush=True,
+    )
+    rows: list[Row] = []
+    checks: list[dict[str, Any]] = []
+    try:
+        for backend in backends:
+            if args.url:
+                require_loopback(args.url)
+                r, c = asyncio.run(
+                    bench_server(
+                        args.url.rstrip("/"), "url", args.admin_email, args.admin_password, args
+                    )
+                )
+            else:
+                r, c = run_backend(backend, args)
+            rows += r
+            checks.append(c)
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; child processes stopped", file=sys.stderr)
+        return 130
+    print()
+    print_table(rows)
+    for c in checks:
+        print(f"invariant [{c['backend']}]: {'OK' if c['ok'] else 'VIOLATED'} ({c['notes'][0]})")
+        for note in c["notes"][1:]:
+            print(f"  - {note}")
+    for r in rows:
+        for sample in r.error_samples:
+            print(f"error sample [{r.backend}/{r.clients}]: {sample}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                    },
+                    "seconds": args.seconds,
+                    "warmup": args.warmup,
+                    "results": [asdict(r) for r in rows],
+                    "invariant": checks,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"results written to {args.json}")
+    failed = any(not c["ok"] for c in checks) or any(r.errors or r.health_errors for r in rows)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
