@@ -1,0 +1,1012 @@
+"""Sync import benchmark: first import, no-change re-sync and a 1 % change re-sync of big
+task trees, from fake HeySpace, Pivotal Tracker and Asana servers into a real server.
+
+Every case gets its own processes on free loopback ports and a fresh database: the fake
+provider (``python -m tests.fakes.<tool>`` with a generated data set) and ``python -m
+server`` (SQLite file in a temporary directory, or with ``--backend mongo`` a database on
+the mongoeco wire server from ``tests/mongo_wire.py``). Everything goes through HTTP:
+enabling the integration (Asana through its OAuth redirect flow), forcing syncs, polling the
+sync record, and changing items upstream through the fake's ``/_control`` surface. The
+server's peak RSS is read from ``/proc/<pid>/status`` (``VmHWM``, reset before each step
+through ``/proc/<pid>/clear_refs``).
+
+Cases (``--scale`` multiplies the item counts; ``--backend mongo`` defaults to 0.05):
+
+* ``heyspace``: 1 workspace, 10 spaces, 40 lists, 10,000 cards;
+* ``pivotal``: 1 project (4 state lists), 5,000 stories cycling through every state;
+* ``asana``: 1 workspace, 20 projects, 60 sections, 5,000 tasks.
+
+    .venv/bin/python bench/sync_import.py                       # SQLite, full size
+    .venv/bin/python bench/sync_import.py --backend mongo       # mongoeco, 5 % size
+    .venv/bin/python bench/sync_import.py --cases heyspace --json sync.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN_EMAIL = "bench-admin@example.com"
+STARTUP_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 60.0
+POLL_S = 0.02
+COUNT_KEYS = ("created", "updated", "archived", "removed", "unchanged")
+
+# Targets (SQLite, full size; see bench/README.md).
+TARGET_FIRST_IMPORT_S = 5.0
+TARGET_RESYNC_S = 2.0
+TARGET_PEAK_MB = 300.0
+
+# Fake provider logins, as their runners set them up.
+HEYSPACE_LOGIN = ("admin@example.com", "secret")
+PIVOTAL_TOKEN = "fake-pivotal-token"
+ASANA_CLIENT = ("fake-client-id", "fake-client-secret")
+
+
+class BenchError(Exception):
+    """Setup or environment failure; the message says what answered what."""
+
+
+class StepFailed(Exception):
+    """A sync did not succeed; the remaining steps of the case are skipped."""
+
+
+class Deadline(Exception):
+    """The whole run took longer than --max-seconds."""
+
+
+# -- processes -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the benchmark dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def spawn(cmd: list[str], log: Any, **kw: Any) -> subprocess.Popen[Any]:
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # Ctrl-C reaches only us; we stop the children ourselves
+        preexec_fn=_die_with_parent,
+        **kw,
+    )
+
+
+def stop_process(proc: subprocess.Popen[Any], name: str) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        proc.terminate()
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        print(f"  {name} did not stop on SIGTERM, killing it", file=sys.stderr)
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def wait_for_line(
+    proc: subprocess.Popen[Any], log_path: Path, pattern: str, name: str
+) -> re.Match[str]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    regex = re.compile(pattern)
+    while True:
+        text = log_path.read_text(errors="replace")
+        found = regex.search(text)
+        if found:
+            return found
+        if proc.poll() is not None:
+            raise BenchError(
+                f"{name} exited with {proc.returncode} during startup:\n{text[-3000:]}"
+            )
+        if time.monotonic() > deadline:
+            raise BenchError(f"{name} not ready after {STARTUP_TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def fake_provider(python: str, tool: str, args: list[str], workdir: Path) -> Iterator[str]:
+    """Run ``python -m tests.fakes.<tool> --port 0 ...``; yield its base URL."""
+    log_path = workdir / f"fake-{tool}.log"
+    with open(log_path, "wb") as log:
+        proc = spawn(
+            [python, "-m", f"tests.fakes.{tool}", "--port", "0", *args],
+            log,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            found = wait_for_line(proc, log_path, r"listening on (http://\S+)", f"fake {tool}")
+            yield found.group(1)
+        finally:
+            stop_process(proc, f"fake {tool}")
+
+
+@contextlib.contextmanager
+def mongo_wire(python: str, workdir: Path) -> Iterator[str]:
+    """Run tests/mongo_wire.py; yield its ``mongodb://`` URI (without a database name)."""
+    if not Path(python).exists():
+        raise BenchError(
+            f"{python} not found: the mongo backend needs the Python 3.13 virtualenv with "
+            "mongoeco (scripts/test.sh builds .venv-mongo)"
+        )
+    log_path = workdir / "mongo-wire.log"
+    with open(log_path, "wb") as log:
+        proc = spawn([python, str(REPO / "tests" / "mongo_wire.py")], log, stdin=subprocess.PIPE)
+        try:
+            found = wait_for_line(proc, log_path, r"(mongodb://\S+)", "mongo_wire.py")
+            yield found.group(1)
+        finally:
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()  # mongo_wire.py serves until its stdin closes
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                stop_process(proc, "mongo_wire.py")
+
+
+def with_database(uri: str, name: str) -> str:
+    parts = urlsplit(uri)
+    query = parts.query or "directConnection=true"
+    return f"{parts.scheme}://{parts.netloc}/{name}?{query}"
+
+
+@dataclass
+class Server:
+    base: str
+    pid: int
+    log_path: Path
+
+
+@contextlib.contextmanager
+def tasktimer_server(
+    python: str, database_url: str, workdir: Path, admin_password: str, fakes: dict[str, str]
+) -> Iterator[Server]:
+    """Run ``python -m server`` on a free loopback port, pointed at the fake providers."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "TT_DATABASE_URL": database_url,
+        "TT_HOST": "127.0.0.1",
+        "TT_PORT": str(port),
+        "TT_PUBLIC_URL": base,
+        "TT_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
+        "TT_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
+        "TT_SECRET_KEY": secrets.token_urlsafe(32),
+        "TT_SCHEDULER": "false",
+        **fakes,
+    }
+    log_path = workdir / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = spawn([python, "-m", "server"], log, env=env, stdin=subprocess.DEVNULL)
+        try:
+            wait_for_line(proc, log_path, r"Tasktimer listening on", "server")
+            yield Server(base, proc.pid, log_path)
+        finally:
+            stop_process(proc, "server")
+            errors = [
+                ln
+                for ln in log_path.read_text(errors="replace").splitlines()
+                if '"level": "ERROR"' in ln or "Traceback" in ln
+            ]
+            if errors:
+                print(f"  server logged {len(errors)} error line(s); first: {errors[0][:300]}")
+
+
+@contextlib.contextmanager
+def py_spy(exe: str | None, pid: int, out: Path, workdir: Path) -> Iterator[None]:
+    """Sample the server with ``py-spy record --pid`` (collapsed stacks) while in use."""
+    if not exe:
+        yield
+        return
+    cmd = [exe, "record", "--pid", str(pid), "--rate", "250", "--nonblocking"]
+    cmd += ["--format", "raw", "--output", str(out)]
+    with open(workdir / f"py-spy-{pid}.log", "wb") as log:
+        proc = spawn(cmd, log, stdin=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)  # let it attach
+            yield
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    stop_process(proc, "py-spy")
+            print(f"  py-spy profile: {out} (exit {proc.returncode})", flush=True)
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def proc_memory(pid: int) -> dict[str, float]:
+    """``VmHWM`` (peak) and ``VmRSS`` of a process in MB (10^6 bytes)."""
+    values: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                values[key] = int(rest.split()[0]) * 1024 / 1e6
+    return {"peak_mb": values["VmHWM"], "rss_mb": values["VmRSS"]}
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset the process's VmHWM to its current RSS (Linux >= 4.0)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# -- HTTP --------------------------------------------------------------------------------
+
+
+async def call(
+    s: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    expect: int | tuple[int, ...],
+    token: str | None = None,
+    body: Any = None,
+    **kw: Any,
+) -> Any:
+    headers = {**kw.pop("headers", {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    if kw.pop("form", False):
+        kw["data"] = body
+    elif body is not None:
+        kw["json"] = body
+    async with s.request(method, url, headers=headers, **kw) as resp:
+        text = await resp.text()
+        allowed = (expect,) if isinstance(expect, int) else expect
+        if resp.status not in allowed:
+            raise BenchError(
+                f"{method} {urlsplit(url).path} answered {resp.status} (expected {expect}): "
+                f"{text[:500]}"
+            )
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            return text
+
+
+async def control(s: aiohttp.ClientSession, fake: str, method: str, **kwargs: Any) -> Any:
+    answer = await call(s, "POST", f"{fake}/_control/{method}", 200, body=kwargs)
+    return answer["result"]
+
+
+# -- reading the fakes' data through their own APIs -------------------------------------
+
+
+@dataclass
+class Inventory:
+    """What the fake shows its user: the node count the server must import, and the ids
+    that the change step picks from."""
+
+    nodes: int = 0
+    leaves: int = 0  # cards / stories / tasks upstream
+    items: list[str] = field(default_factory=list)  # the leaves a change may pick
+    projects: list[str] = field(default_factory=list)
+    project_of: dict[str, str] = field(default_factory=dict)  # Asana task -> project
+
+
+async def heyspace_inventory(s: aiohttp.ClientSession, fake: str) -> Inventory:
+    api = f"{fake}/api"
+    email, password = HEYSPACE_LOGIN
+    form = {"grant_type": "password", "username": email, "password": password}
+    token = await call(
+        s, "POST", f"{api}/oauth/token", 200, body={**form, "scope": "heyspace"}, form=True
+    )
+    auth = token["access_token"]
+    inv = Inventory()
+    orgs = (await call(s, "GET", f"{api}/users/self/organizations", 200, auth))["response"]
+    for org in orgs["organizations"]:
+        inv.nodes += 1
+        spaces = await call(s, "GET", f"{api}/organizations/{org['id']}/projects", 200, auth)
+        for space in spaces["response"]["projects"]:
+            inv.nodes += 1
+            inv.projects.append(space["id"])
+            lists = await call(s, "GET", f"{api}/projects/{space['id']}/lists", 200, auth)
+            inv.nodes += len(lists["response"]["lists"])
+            page = 1
+            while True:
+                url = f"{api}/projects/{space['id']}/tasks?page={page}&limit=100"
+                body = (await call(s, "GET", url, 200, auth))["response"]
+                inv.items += [t["id"] for t in body["tasks"]]
+                if not body["hasMore"]:
+                    break
+                page += 1
+    inv.leaves = len(inv.items)
+    inv.nodes += inv.leaves
+    return inv
+
+
+async def pivotal_inventory(s: aiohttp.ClientSession, fake: str) -> Inventory:
+    api = f"{fake}/services/v5"
+    headers = {"X-TrackerToken": PIVOTAL_TOKEN}
+    inv = Inventory()
+    for project in await call(s, "GET", f"{api}/projects", 200, headers=headers):
+        inv.nodes += 1 + 4  # the project and its four state-group lists
+        inv.projects.append(str(project["id"]))
+        offset = 0
+        while True:
+            url = f"{api}/projects/{project['id']}/stories?limit=500&offset={offset}"
+            async with s.get(url, headers=headers) as resp:
+                stories = await resp.json()
+                total = int(resp.headers["X-Tracker-Pagination-Total"])
+            inv.nodes += len(stories)
+            inv.leaves += len(stories)
+            # Accepted stories are imported as removed already; the change step uses others.
+            inv.items += [str(x["id"]) for x in stories if x["current_state"] != "accepted"]
+            offset += len(stories)
+            if offset >= total or not stories:
+                break
+    return inv
+
+
+async def asana_token(s: aiohttp.ClientSession, fake: str) -> str:
+    """Our own authorization-code + PKCE grant at the fake, to read its data."""
+    client_id, client_secret = ASANA_CLIENT
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    redirect_uri = "http://127.0.0.1/bench-callback"
+    query = {
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "code_challenge": challenge.rstrip(b"=").decode(),
+        "code_challenge_method": "S256",
+        "state": "bench",
+    }
+    url = f"{fake}/-/oauth_authorize?{urlencode(query)}"
+    async with s.get(url, allow_redirects=False) as resp:
+        if resp.status != 302:
+            raise BenchError(f"fake Asana authorize answered {resp.status}")
+        code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "code_verifier": verifier,
+    }
+    token = await call(s, "POST", f"{fake}/-/oauth_token", 200, body=form, form=True)
+    return str(token["access_token"])
+
+
+async def asana_inventory(s: aiohttp.ClientSession, fake: str) -> Inventory:
+    api = f"{fake}/api/1.0"
+    auth = await asana_token(s, fake)
+
+    async def each(path: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        params = {**params, "limit": "100"}
+        while True:
+            page = await call(s, "GET", f"{api}{path}?{urlencode(params)}", 200, auth)
+            found += page["data"]
+            if not page.get("next_page"):
+                return found
+            params["offset"] = page["next_page"]["offset"]
+
+    inv = Inventory()
+    for ws in await each("/workspaces", {}):
+        for archived in ("false", "true"):
+            projects = await each("/projects", {"workspace": ws["gid"], "archived": archived})
+            for project in projects:
+                inv.projects.append(project["gid"])
+                sections = await each(f"/projects/{project['gid']}/sections", {})
+                params = {"project": project["gid"], "opt_fields": "name,num_subtasks"}
+                tasks = await each("/tasks", params)
+                if any(t.get("num_subtasks") for t in tasks):
+                    raise BenchError("the benchmark's Asana data set has no subtasks")
+                inv.items += [t["gid"] for t in tasks]
+                inv.project_of.update((t["gid"], project["gid"]) for t in tasks)
+                inv.leaves += len(tasks)
+                inv.nodes += 1 + len(sections) + len(tasks)
+    return inv
+
+
+# -- upstream changes --------------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    what: str  # rename, complete, archive, delete, purge, accept, archive-project
+    external_id: str
+    method: str
+    kwargs: dict[str, Any]
+    counted_as: str  # updated | archived | removed
+    afterwards: str  # active | archived | gone (as POST /resolve must show it)
+    name: str | None = None
+
+
+# One kind of change: (label, how it is made, counted as, what /resolve shows afterwards).
+Kind = tuple[str, Callable[[str], tuple[str, dict[str, Any]]], str, str]
+
+HEYSPACE_KINDS: list[Kind] = [
+    ("rename", lambda i: ("rename", {"id": i, "name": f"Renamed {i}"}), "updated", "active"),
+    ("complete", lambda i: ("complete_card", {"card_id": i}), "updated", "active"),
+    ("archive", lambda i: ("archive", {"id": i}), "archived", "archived"),
+    ("delete", lambda i: ("delete_card", {"card_id": i}), "archived", "archived"),
+    ("purge", lambda i: ("purge", {"id": i}), "archived", "archived"),
+]
+PIVOTAL_KINDS: list[Kind] = [
+    (
+        "rename",
+        lambda i: ("rename_story", {"story_id": int(i), "name": f"Renamed {i}"}),
+        "updated",
+        "active",
+    ),
+    (
+        "accept",
+        lambda i: ("set_story_state", {"story_id": int(i), "state": "accepted"}),
+        "removed",
+        "gone",
+    ),
+    ("delete", lambda i: ("delete_story", {"story_id": int(i)}), "removed", "gone"),
+]
+ASANA_KINDS: list[Kind] = [
+    ("rename", lambda i: ("rename", {"gid": i, "name": f"Renamed {i}"}), "updated", "active"),
+    ("complete", lambda i: ("complete_task", {"task": i}), "archived", "archived"),
+    ("delete", lambda i: ("delete", {"gid": i}), "archived", "archived"),
+]
+
+
+def plan_changes(inv: Inventory, kinds: list[Kind], fraction: float) -> list[Change]:
+    """``fraction`` of the items (at least one of each kind), evenly spread, distinct."""
+    n = min(len(inv.items), max(len(kinds), round(inv.leaves * fraction)))
+    step = max(1, len(inv.items) // max(1, n))
+    chosen = inv.items[::step][:n]
+    changes: list[Change] = []
+    for i, external_id in enumerate(chosen):
+        label, make, counted_as, afterwards = kinds[i % len(kinds)]
+        method, kwargs = make(external_id)
+        changes.append(
+            Change(label, external_id, method, kwargs, counted_as, afterwards, kwargs.get("name"))
+        )
+    return changes
+
+
+def asana_changes(inv: Inventory, fraction: float) -> list[Change]:
+    """Tasks renamed, completed and deleted, plus one project archived. Its tasks keep
+    their own state but resolve as archived (an archived ancestor archives the subtree)."""
+    changes = plan_changes(inv, ASANA_KINDS, fraction)
+    project = inv.projects[-1]
+    for c in changes:
+        if inv.project_of.get(c.external_id) == project:
+            c.afterwards = "archived"
+    archive = Change(
+        "archive-project",
+        project,
+        "archive_project",
+        {"project": project},
+        "archived",
+        "archived",
+    )
+    return [*changes[:-1], archive] if len(changes) > len(ASANA_KINDS) else [*changes, archive]
+
+
+# -- the cases ---------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    name: str
+    service: str
+    fake: str  # tests.fakes.<fake>
+    fake_args: list[str]
+    items: int
+    inventory: Callable[[aiohttp.ClientSession, str], Awaitable[Inventory]]
+    changes: Callable[[Inventory, float], list[Change]]
+
+
+def cases(scale: float) -> list[Case]:
+    cards, stories, tasks = (max(1, round(n * scale)) for n in (10_000, 5_000, 5_000))
+    return [
+        Case(
+            "heyspace",
+            "heyspace",
+            "heyspace",
+            ["--cards", str(cards), "--spaces", "10"],
+            cards,
+            heyspace_inventory,
+            lambda inv, f: plan_changes(inv, HEYSPACE_KINDS, f),
+        ),
+        Case(
+            "pivotal",
+            "pivotaltracker",
+            "pivotal",
+            ["--projects", "1", "--stories", str(stories), "--token", PIVOTAL_TOKEN],
+            stories,
+            pivotal_inventory,
+            lambda inv, f: plan_changes(inv, PIVOTAL_KINDS, f),
+        ),
+        Case(
+            "asana",
+            "asana",
+            "asana",
+            ["--projects", "20", "--tasks", str(tasks)],
+            tasks,
+            asana_inventory,
+            asana_changes,
+        ),
+    ]
+
+
+@dataclass
+class Step:
+    case: str
+    step: str
+    items: int
+    nodes: int
+    seconds: float = float("nan")
+    server_seconds: float | None = None  # finished_at - started_at of the sync record
+    counts: dict[str, int] = field(default_factory=dict)
+    expected: dict[str, int] = field(default_factory=dict)
+    state: str = "not run"
+    error: str | None = None
+    peak_mb: float = float("nan")  # VmHWM during this step (reset before it)
+    rss_mb: float = float("nan")  # VmRSS right after it
+    peak_is_per_step: bool = True
+    checks: list[str] = field(default_factory=list)  # failed correctness checks
+    target: str = ""
+    target_met: bool | None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.state == "succeeded" and not self.checks
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def wait_sync(
+    s: aiohttp.ClientSession, base: str, token: str, service: str, sync_id: str, limit_s: float
+) -> dict[str, Any]:
+    url = f"{base}/api/v1/integrations/{service}/syncs/{sync_id}"
+    deadline = time.monotonic() + limit_s
+    while True:
+        sync = await call(s, "GET", url, 200, token)
+        if sync["state"] in ("succeeded", "failed"):
+            return dict(sync)
+        if time.monotonic() > deadline:
+            raise StepFailed(f"sync {sync_id} still {sync['state']} after {limit_s:.0f} s")
+        await asyncio.sleep(POLL_S)
+
+
+async def enable(s: aiohttp.ClientSession, base: str, token: str, case: Case, fake: str) -> str:
+    """Enable the integration as an admin would; return the id of the sync it started."""
+    api = f"{base}/api/v1/integrations"
+    if case.service == "heyspace":
+        email, password = HEYSPACE_LOGIN
+        await call(s, "POST", f"{api}/heyspace", 201, token, {"email": email, "password": password})
+    elif case.service == "pivotaltracker":
+        await call(s, "POST", f"{api}/pivotaltracker", 201, token, {"api_token": PIVOTAL_TOKEN})
+    else:
+        start = await call(s, "POST", f"{api}/asana", 200, token)
+        async with s.get(start["authorize_url"], allow_redirects=False) as resp:
+            if resp.status != 302:
+                raise BenchError(f"fake Asana authorize answered {resp.status}")
+            callback = resp.headers["Location"]
+        if not callback.startswith(base):
+            raise BenchError(f"Asana redirected to {callback[:100]}, not to the server")
+        await call(s, "GET", callback, 200)
+    listing = await call(s, "GET", f"{api}/{case.service}/syncs?limit=1", 200, token)
+    if not listing["items"]:
+        raise BenchError(f"enabling {case.service} started no sync")
+    return str(listing["items"][0]["id"])
+
+
+async def force(s: aiohttp.ClientSession, base: str, token: str, service: str) -> str:
+    answer = await call(s, "POST", f"{base}/api/v1/integrations/{service}/sync", 202, token)
+    return str(answer["sync_id"])
+
+
+async def measured(
+    s: aiohttp.ClientSession,
+    server: Server,
+    token: str,
+    step: Step,
+    service: str,
+    start: Callable[[], Awaitable[str]],
+    limit_s: float,
+) -> None:
+    step.peak_is_per_step = reset_peak(server.pid)
+    t0 = time.perf_counter()
+    sync_id = await start()
+    sync = await wait_sync(s, server.base, token, service, sync_id, limit_s)
+    step.seconds = time.perf_counter() - t0
+    step.__dict__.update(proc_memory(server.pid))
+    step.state, step.error, step.counts = sync["state"], sync.get("error"), sync["counts"]
+    if sync.get("started_at") and sync.get("finished_at"):
+        elapsed = parse_ts(sync["finished_at"]) - parse_ts(sync["started_at"])
+        step.server_seconds = elapsed.total_seconds()
+    for key in COUNT_KEYS:
+        if step.counts.get(key) != step.expected.get(key):
+            step.checks.append(f"{key}: {step.counts.get(key)} (expected {step.expected[key]})")
+    if step.state != "succeeded":
+        raise StepFailed(f"{step.case} {step.step}: sync {step.state}: {step.error}")
+
+
+async def check_resolution(
+    s: aiohttp.ClientSession, base: str, token: str, service: str, changes: list[Change]
+) -> list[str]:
+    """What the extension would see for every changed item."""
+    problems: list[str] = []
+    for i in range(0, len(changes), 500):
+        chunk = changes[i : i + 500]
+        body = {"service": service, "external_ids": [c.external_id for c in chunk]}
+        results = (await call(s, "POST", f"{base}/api/v1/resolve", 200, token, body))["results"]
+        for c in chunk:
+            got = results.get(c.external_id)
+            if c.afterwards == "gone":
+                ok = got is None
+            elif got is None:
+                ok = False
+            else:
+                ok = got["archived"] == (c.afterwards == "archived") and (
+                    c.name is None or got["name"] == c.name
+                )
+            if not ok:
+                problems.append(f"{c.what} {c.external_id}: resolves to {got}")
+    return problems
+
+
+async def run_case(
+    case: Case, fake: str, server: Server, admin_password: str, args: argparse.Namespace
+) -> list[Step]:
+    limit_s = args.step_timeout
+    conn = aiohttp.TCPConnector(limit=8)
+    client_timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    steps: list[Step] = []
+    async with aiohttp.ClientSession(connector=conn, timeout=client_timeout) as s:
+        login = await call(
+            s,
+            "POST",
+            f"{server.base}/api/v1/auth/login",
+            200,
+            body={"email": ADMIN_EMAIL, "password": admin_password},
+        )
+        token = login["token"]
+        inv = await case.inventory(s, fake)
+        idle = Step(case.name, "idle (after login)", case.items, inv.nodes, state="succeeded")
+        idle.__dict__.update(proc_memory(server.pid))
+        idle.peak_is_per_step = False
+        steps.append(idle)
+        total = inv.nodes
+        zero = dict.fromkeys(COUNT_KEYS, 0)
+        first = Step(
+            case.name, "first import", case.items, total, expected={**zero, "created": total}
+        )
+        nochange = Step(
+            case.name, "no-change re-sync", case.items, total, expected={**zero, "unchanged": total}
+        )
+        changes = case.changes(inv, args.change_fraction)
+        expected = {**zero, "unchanged": total - len(changes)}
+        for c in changes:
+            expected[c.counted_as] += 1
+        changed = Step(
+            case.name,
+            f"re-sync, {len(changes)} changed",
+            case.items,
+            total,
+            expected=expected,
+        )
+        steps += [first, nochange, changed]
+        try:
+            await measured(
+                s,
+                server,
+                token,
+                first,
+                case.service,
+                lambda: enable(s, server.base, token, case, fake),
+                limit_s,
+            )
+            await measured(
+                s,
+                server,
+                token,
+                nochange,
+                case.service,
+                lambda: force(s, server.base, token, case.service),
+                limit_s,
+            )
+            for c in changes:  # not timed: this is the provider's side
+                await control(s, fake, c.method, **c.kwargs)
+            await measured(
+                s,
+                server,
+                token,
+                changed,
+                case.service,
+                lambda: force(s, server.base, token, case.service),
+                limit_s,
+            )
+            changed.checks += await check_resolution(s, server.base, token, case.service, changes)
+            listing = await call(s, "GET", f"{server.base}/api/v1/integrations", 200, token)
+            status = {i["service"]: i["status"] for i in listing["items"]}.get(case.service)
+            if status != "ok":
+                changed.checks.append(f"integration status {status!r}, not 'ok'")
+        except StepFailed as exc:
+            print(f"  {exc}", file=sys.stderr)
+    return steps
+
+
+def apply_targets(steps: list[Step], enforce: bool) -> None:
+    for st in steps:
+        if st.step == "first import":
+            limit_s: float | None = TARGET_FIRST_IMPORT_S * max(1.0, st.items / 10_000)
+        elif st.step == "no-change re-sync":
+            limit_s = TARGET_RESYNC_S
+        else:
+            limit_s = None
+        parts = ([f"<={limit_s:g} s"] if limit_s else []) + [f"<={TARGET_PEAK_MB:g} MB"]
+        st.target = ", ".join(parts)
+        if not enforce:
+            st.target = "n/a (correctness only)"
+            continue
+        met = st.peak_mb <= TARGET_PEAK_MB
+        if limit_s is not None:
+            met = met and st.seconds <= limit_s
+        st.target_met = met
+
+
+# -- running and reporting ---------------------------------------------------------------
+
+
+def run_all(args: argparse.Namespace) -> list[Step]:
+    admin_password = secrets.token_urlsafe(16)
+    steps: list[Step] = []
+    chosen = [c for c in cases(args.scale) if c.name in args.cases]
+    with tempfile.TemporaryDirectory(prefix="tt-sync-bench-") as tmp, contextlib.ExitStack() as st:
+        workdir = Path(tmp)
+        mongo_uri = (
+            st.enter_context(mongo_wire(args.mongo_python, workdir))
+            if args.backend == "mongo"
+            else None
+        )
+        for case in chosen:
+            print(f"[{case.name}] starting the fake provider and the server ...", flush=True)
+            with contextlib.ExitStack() as procs:
+                fake = procs.enter_context(
+                    fake_provider(args.python, case.fake, case.fake_args, workdir)
+                )
+                if mongo_uri:
+                    db_url = with_database(mongo_uri, f"bench_sync_{case.name}")
+                else:
+                    db_url = f"sqlite:///{workdir / f'bench-{case.name}.db'}"
+                urls = {
+                    "TT_HEYSPACE_API_URL": f"{fake}/api",
+                    "TT_PIVOTAL_API_URL": f"{fake}/services/v5",
+                    "TT_ASANA_API_URL": f"{fake}/api/1.0",
+                    "TT_ASANA_OAUTH_URL": f"{fake}/-",
+                    "TT_ASANA_CLIENT_ID": ASANA_CLIENT[0],
+                    "TT_ASANA_CLIENT_SECRET": ASANA_CLIENT[1],
+                }
+                server = procs.enter_context(
+                    tasktimer_server(args.python, db_url, workdir, admin_password, urls)
+                )
+                if args.py_spy:
+                    args.profile_dir.mkdir(parents=True, exist_ok=True)
+                    out = args.profile_dir / f"sync-{args.backend}-{case.name}.txt"
+                    procs.enter_context(py_spy(args.py_spy, server.pid, out.resolve(), workdir))
+                case_steps = asyncio.run(run_case(case, fake, server, admin_password, args))
+                for step in case_steps[1:]:
+                    print(
+                        f"[{case.name}] {step.step}: {step.state}, {step.seconds:.2f} s, "
+                        f"{step.counts}",
+                        flush=True,
+                    )
+                steps += case_steps
+    return steps
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def print_table(steps: list[Step]) -> None:
+    head = ["case", "step", "seconds", "created", "updated", "archived", "removed"]
+    head += ["unchanged", "peak MB", "RSS MB", "target", "met", "correct"]
+    rows: list[list[str]] = []
+    for st in steps:
+        counts = [str(st.counts.get(k, "-")) for k in COUNT_KEYS]
+        met = {None: "-", True: "yes", False: "NO"}[st.target_met]
+        idle = st.step.startswith("idle")
+        rows.append(
+            [
+                st.case,
+                st.step,
+                fmt(st.seconds),
+                *(["-"] * 5 if idle else counts),
+                fmt(st.peak_mb, 1) + ("" if st.peak_is_per_step else "*"),
+                fmt(st.rss_mb, 1),
+                "" if idle else st.target,
+                "" if idle else met,
+                "" if idle else ("yes" if st.correct else "NO"),
+            ]
+        )
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    right = {2, 3, 4, 5, 6, 7, 8, 9}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    print(line(head))
+    print(line(["-" * w for w in widths]))
+    for r in rows:
+        print(line(r))
+    print(
+        "peak MB: VmHWM of the server process during that step (reset before it); "
+        "* = since the process started"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backend", choices=("sqlite", "mongo"), default="sqlite")
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="multiplies the item counts (default 1 for sqlite, 0.05 for mongo)",
+    )
+    p.add_argument(
+        "--cases",
+        default="heyspace,pivotal,asana",
+        type=lambda v: [c.strip() for c in v.split(",") if c.strip()],
+        help="comma separated subset of heyspace,pivotal,asana",
+    )
+    p.add_argument(
+        "--change-fraction",
+        type=float,
+        default=0.01,
+        help="share of the items changed upstream before the last re-sync",
+    )
+    p.add_argument("--step-timeout", type=float, default=300.0, help="seconds per sync")
+    p.add_argument("--max-seconds", type=int, default=1800, help="abort the whole run after")
+    p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument("--python", default=sys.executable, help="interpreter for the server/fakes")
+    p.add_argument(
+        "--mongo-python",
+        default=str(REPO / ".venv-mongo" / "bin" / "python"),
+        help="Python >= 3.13 with mongoeco, for tests/mongo_wire.py",
+    )
+    p.add_argument(
+        "--py-spy",
+        metavar="EXE",
+        help="profile the server with this py-spy executable (slows the server down)",
+    )
+    p.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=Path("."),
+        help="where --py-spy writes sync-<backend>-<case>.txt (collapsed stacks)",
+    )
+    args = p.parse_args(argv)
+    if args.scale is None:
+        args.scale = 0.05 if args.backend == "mongo" else 1.0
+    unknown = set(args.cases) - {"heyspace", "pivotal", "asana"}
+    if unknown or not args.cases:
+        p.error(f"unknown cases: {sorted(unknown)}")
+    if not (0 < args.scale <= 10) or not (0 < args.change_fraction < 1):
+        p.error("--scale must be in (0, 10] and --change-fraction in (0, 1)")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _out_of_time(signum: int, frame: object) -> None:
+    raise Deadline
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM behaves like Ctrl-C, so the context managers stop the child processes.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGALRM, _out_of_time)
+    signal.alarm(args.max_seconds)
+    full = args.backend == "sqlite" and args.scale >= 1.0
+    print(
+        f"Sync import benchmark: backend {args.backend}, scale {args.scale:g}, cases "
+        f"{','.join(args.cases)}, {os.cpu_count()} CPUs; usually under a minute per case "
+        f"at full size, aborted after {args.max_seconds} s.",
+        flush=True,
+    )
+    try:
+        steps = run_all(args)
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 2
+    except Deadline:
+        print(f"aborted after {args.max_seconds} s; child processes stopped", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; child processes stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.alarm(0)
+    apply_targets([s for s in steps if not s.step.startswith("idle")], enforce=full)
+    print()
+    print_table(steps)
+    problems = [(st, c) for st in steps for c in st.checks]
+    failed = [st for st in steps if not st.step.startswith("idle") and not st.correct]
+    for st in failed:
+        print(f"FAILED [{st.case}] {st.step}: state {st.state}, error {st.error}")
+    for st, check in problems[:20]:
+        print(f"check failed [{st.case}] {st.step}: {check}")
+    if not failed:
+        print("correctness: every sync succeeded with the expected counts and resolution")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                        "platform": platform.platform(),
+                    },
+                    "backend": args.backend,
+                    "scale": args.scale,
+                    "targets": {
+                        "enforced": full,
+                        "first_import_s_per_10000_items": TARGET_FIRST_IMPORT_S,
+                        "no_change_resync_s": TARGET_RESYNC_S,
+                        "peak_rss_mb": TARGET_PEAK_MB,
+                    },
+                    "results": [{**asdict(st), "correct": st.correct} for st in steps],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"results written to {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
