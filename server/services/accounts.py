@@ -152,6 +152,12 @@ class AccountService:
                 "_id": digest(token),
                 "account_id": user["account_id"],
                 "user_id": user["_id"],
+                # A copy of what a request needs to know about its caller, so that
+                # authenticating is one read. update_user keeps it current; deactivation
+                # deletes the tokens.
+                "email": user["email"],
+                "name": user.get("name") or "",
+                "role": user["role"],
                 "created_at": clock.now_iso(),
                 "expires_at": clock.later_iso(self._token_ttl_s),
             },
@@ -163,17 +169,12 @@ class AccountService:
         record = await self._db.find_one("tokens", {"_id": token_hash})
         if record is None or record["expires_at"] < clock.now_iso():
             raise Unauthorized("invalid or expired token", code="invalid_token")
-        user = await self._db.find_one(
-            "users", {"_id": record["user_id"], "account_id": record["account_id"]}
-        )
-        if user is None or not user.get("active", True):
-            raise Unauthorized("invalid or expired token", code="invalid_token")
         return Principal(
-            account_id=user["account_id"],
-            user_id=user["_id"],
-            email=user["email"],
-            name=user.get("name") or "",
-            role=user["role"],
+            account_id=record["account_id"],
+            user_id=record["user_id"],
+            email=record["email"],
+            name=record.get("name") or "",
+            role=record["role"],
             token_hash=token_hash,
         )
 
@@ -277,6 +278,11 @@ class AccountService:
             "users", {"_id": user_id, "account_id": principal.account_id}, changes
         )
         assert updated is not None
+        copied: dict[str, Any] = {k: updated[k] for k in ("name", "role") if k in changes}
+        if copied:
+            await self._db.update_many(
+                "tokens", {"account_id": principal.account_id, "user_id": user_id}, copied
+            )
         was_active = bool(user.get("active", True))
         if changes.get("active") is False and was_active:
             await self._db.delete_many(

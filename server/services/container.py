@@ -42,6 +42,6 @@ def build_services(settings: Settings, backend: Backend) -> Services:
             time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
         ),
     )
-    tasks = TaskService(backend)
-    timer = TimerService(backend, tasks, events)
+    tasks = TaskService(backend, shared=settings.is_mongo)
+    timer = TimerService(backend, tasks, events, shared=settings.is_mongo)
     return Services(settings, backend, accounts, tasks, timer, events)

@@ -42,14 +42,22 @@ _URL_IDS = (
 
 
 class TaskService:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, shared: bool = True) -> None:
         self._db = backend
+        # With SQLite this process is the only writer: its cache is invalidated by its own
+        # writes and needs no version read. With MongoDB other processes write too.
+        self._shared = shared
         self._cache: dict[str, Tree] = {}
+        self._known: dict[str, int] = {}  # newest tree version this process has seen
         self._locks: dict[str, asyncio.Lock] = {}
 
     # -- the cached tree ------------------------------------------------------------
 
     async def tree(self, account_id: str) -> Tree:
+        if not self._shared:
+            cached = self._cache.get(account_id)
+            if cached is not None and cached.version >= self._known.get(account_id, 0):
+                return cached
         account = await self._db.find_one("accounts", {"_id": account_id})
         version = int(account.get("tree_version", 0)) if account else 0
         cached = self._cache.get(account_id)
@@ -65,13 +73,19 @@ class TaskService:
                 self._db.find("members", {"account_id": account_id}),
             )
             tree = Tree.build(version, tasks, members)
+            self._known[account_id] = max(version, self._known.get(account_id, 0))
             if len(self._cache) >= MAX_TREE_CACHE:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[account_id] = tree
             return tree
 
     async def bump(self, account_id: str) -> None:
-        await self._db.update_one("accounts", {"_id": account_id}, inc={"tree_version": 1})
+        account = await self._db.update_one(
+            "accounts", {"_id": account_id}, inc={"tree_version": 1}
+        )
+        if account is not None:
+            version = int(account["tree_version"])
+            self._known[account_id] = max(version, self._known.get(account_id, 0))
 
     # -- presentation ---------------------------------------------------------------
 

@@ -2,15 +2,21 @@
 
 "At most one running timer per user" is a unique partial index on entries
 (``running = true``), so the database refuses a second one whatever the code does.
-Switching timers is a conditional stop of the running entry followed by the insert of
-the new one; a concurrent start that wins the race makes our insert fail on that index,
-and we stop the winner and try again. Stopped entries end where the next one starts, so
-entries never overlap.
+
+Switching timers (stop the running entry, insert the new one) is serialised per user so
+that entries never overlap: an in-process lock, and with MongoDB (several processes) also
+a short lease document in ``timer_locks`` that every process honours. Inside it the
+server clock is read, the running entry is stopped at that instant with one conditional
+update, and the new one starts at the same instant. Should the unique index still refuse
+the insert (a process that ignored or lost its lease), the loop stops the winner and
+tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ..domain import clock
@@ -24,6 +30,12 @@ from .tasks import TaskService
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 MAX_SWITCH_ATTEMPTS = 64
+LEASE_S = 5.0
+LEASE_WAIT_S = 10.0
+
+
+class _Unknown:
+    """Marks "the caller does not know which entry runs now"."""
 
 
 def _duration(entry: Doc) -> int:
@@ -32,10 +44,67 @@ def _duration(entry: Doc) -> int:
 
 
 class TimerService:
-    def __init__(self, backend: Backend, tasks: TaskService, events: EventBus) -> None:
+    def __init__(
+        self, backend: Backend, tasks: TaskService, events: EventBus, *, shared: bool = False
+    ) -> None:
         self._db = backend
         self._tasks = tasks
         self._events = events
+        self._shared = shared
+        self._locks: dict[tuple[str, str], list[Any]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _switching(self, account_id: str, user_id: str) -> AsyncIterator[None]:
+        """Serialise the timer changes of one user (see the module docstring)."""
+        key = (account_id, user_id)
+        slot = self._locks.setdefault(key, [asyncio.Lock(), 0])
+        slot[1] += 1  # holders and waiters; the lock is dropped when none is left
+        try:
+            async with slot[0]:
+                if not self._shared:
+                    yield
+                    return
+                lease_id, holder = f"{account_id}:{user_id}", new_id()
+                await self._acquire_lease(lease_id, holder, account_id)
+                try:
+                    yield
+                finally:
+                    await self._db.delete_many("timer_locks", {"_id": lease_id, "holder": holder})
+        finally:
+            slot[1] -= 1
+            if slot[1] == 0:
+                del self._locks[key]
+
+    async def _acquire_lease(self, lease_id: str, holder: str, account_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + LEASE_WAIT_S
+        delay = 0.005
+        while True:
+            now = clock.now_iso()
+            try:
+                await self._db.insert(
+                    "timer_locks",
+                    {
+                        "_id": lease_id,
+                        "account_id": account_id,
+                        "holder": holder,
+                        "expires_at": clock.later_iso(LEASE_S),
+                    },
+                )
+                return
+            except DuplicateKey:
+                # A lease left behind by a process that died is taken over once expired.
+                taken = await self._db.update_one(
+                    "timer_locks",
+                    {"_id": lease_id, "expires_at": {"$lt": now}},
+                    {"holder": holder, "expires_at": clock.later_iso(LEASE_S)},
+                )
+                if taken is not None:
+                    return
+            if loop.time() > give_up:
+                raise Conflict("the timer is busy; retry", code="timer_busy")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     # -- presentation ---------------------------------------------------------------
 
@@ -71,15 +140,23 @@ class TimerService:
             return None
         return self.present(entry, await self._tasks.tree(account_id))
 
-    async def _notify(self, principal_account: str, user_id: str, entries: list[Doc]) -> None:
+    async def _notify(
+        self,
+        principal_account: str,
+        user_id: str,
+        entries: list[Doc],
+        running: Doc | type[_Unknown] | None = _Unknown,
+    ) -> None:
         tree = await self._tasks.tree(principal_account)
         for entry in entries:
             await self._events.publish(
                 principal_account, user_id, "entry", {"entry": self.present(entry, tree)}
             )
-        running = await self._db.find_one(
-            "entries", {"account_id": principal_account, "user_id": user_id, "running": True}
-        )
+        if running is _Unknown:
+            running = await self._db.find_one(
+                "entries", {"account_id": principal_account, "user_id": user_id, "running": True}
+            )
+        assert not isinstance(running, type)
         await self._events.publish(
             principal_account,
             user_id,
@@ -141,7 +218,7 @@ class TimerService:
                     "stopped_id": result["stopped"]["id"] if result["stopped"] else None,
                 },
             )
-        await self._notify(principal.account_id, principal.user_id, entries)
+        await self._notify(principal.account_id, principal.user_id, entries, entries[-1])
         return result
 
     async def _claim_idempotency(self, principal: Principal, idem_id: str) -> dict[str, Any] | None:
@@ -211,6 +288,19 @@ class TimerService:
                 pending = (service, external_id)
         if task_id is not None:
             self._check_trackable(tree, principal, task_id)
+        async with self._switching(principal.account_id, principal.user_id):
+            return await self._switch(principal, tree, task_id, pending, note, tags, created_with)
+
+    async def _switch(
+        self,
+        principal: Principal,
+        tree: Tree,
+        task_id: str | None,
+        pending: tuple[str, str] | None,
+        note: str,
+        tags: list[str],
+        created_with: str,
+    ) -> tuple[dict[str, Any], list[Doc]]:
         stopped: Doc | None = None
         for _ in range(MAX_SWITCH_ATTEMPTS):
             now = clock.now_iso()
@@ -228,7 +318,6 @@ class TimerService:
                 "start": start,
                 "end": None,
                 "running": True,
-                "duration_s": 0,
                 "note": note,
                 "tags": tags,
                 "created_with": created_with,
@@ -250,29 +339,38 @@ class TimerService:
         raise Conflict("too many concurrent timer changes; retry", code="timer_busy")
 
     async def _stop_running(self, account_id: str, user_id: str, now: str) -> Doc | None:
-        while True:
-            running = await self._db.find_one(
-                "entries", {"account_id": account_id, "user_id": user_id, "running": True}
-            )
-            if running is None:
-                return None
-            stopped = await self._stop_entry(running, now)
-            if stopped is not None:
-                return stopped
+        before = await self._db.update_one(
+            "entries",
+            {"account_id": account_id, "user_id": user_id, "running": True},
+            {"running": False, "end": now},
+            return_doc="before",
+        )
+        return await self._stopped(before, now)
 
     async def _stop_entry(self, entry: Doc, now: str) -> Doc | None:
-        end = max(now, entry["start"])
-        return await self._db.update_one(
+        before = await self._db.update_one(
             "entries",
             {"_id": entry["_id"], "account_id": entry["account_id"], "running": True},
-            {
-                "running": False,
-                "end": end,
-                "duration_s": clock.seconds_between(entry["start"], end),
-            },
+            {"running": False, "end": now},
+            return_doc="before",
         )
+        return await self._stopped(before, now)
+
+    async def _stopped(self, before: Doc | None, now: str) -> Doc | None:
+        """The stopped entry. One conditional update does the stop; only when the clock
+        went back behind the entry's start (rare) a second write clamps the end."""
+        if before is None:
+            return None
+        end = max(now, before["start"])
+        if end != now:
+            await self._db.update_one("entries", {"_id": before["_id"]}, {"end": end})
+        return {**before, "running": False, "end": end}
 
     async def stop(self, principal: Principal, entry_id: str | None) -> dict[str, Any] | None:
+        async with self._switching(principal.account_id, principal.user_id):
+            return await self._stop(principal, entry_id)
+
+    async def _stop(self, principal: Principal, entry_id: str | None) -> dict[str, Any] | None:
         now = clock.now_iso()
         if entry_id is None:
             stopped = await self._stop_running(principal.account_id, principal.user_id, now)
@@ -292,7 +390,7 @@ class TimerService:
                 # Stopped concurrently: stop is idempotent, answer with the stored entry.
                 stopped = await self._db.find_one("entries", {"_id": entry_id})
                 return await self._present(principal.account_id, stopped)
-        await self._notify(principal.account_id, principal.user_id, [stopped])
+        await self._notify(principal.account_id, principal.user_id, [stopped], None)
         return await self._present(principal.account_id, stopped)
 
     # -- entries --------------------------------------------------------------------
@@ -388,7 +486,6 @@ class TimerService:
             "start": start,
             "end": end,
             "running": False,
-            "duration_s": clock.seconds_between(start, end),
             "note": note,
             "tags": tags,
             "created_with": created_with,
@@ -430,8 +527,6 @@ class TimerService:
             await self._check_overlap(
                 principal.account_id, entry["user_id"], start, end or clock.now_iso(), entry_id
             )
-        if end is not None:
-            changes["duration_s"] = clock.seconds_between(start, end)
         updated = await self._db.update_one(
             "entries", {"_id": entry_id, "account_id": principal.account_id}, changes
         )

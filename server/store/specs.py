@@ -101,6 +101,8 @@ EVENTS = CollectionSpec(
     {"account_id": T, "user_id": T, "created_at": T, "origin": T},
     (Index(("created_at",)), Index(("account_id", "user_id", "created_at"))),
 )
+# Short per-user leases that serialise timer switches across server processes.
+TIMER_LOCKS = CollectionSpec("timer_locks", {"account_id": T, "holder": T, "expires_at": T})
 OAUTH_STATES = CollectionSpec(
     "oauth_states",
     {"account_id": T, "user_id": T, "expires_at": T, "used": B},
@@ -119,5 +121,6 @@ ALL = (
     INTEGRATIONS,
     SYNCS,
     EVENTS,
+    TIMER_LOCKS,
     OAUTH_STATES,
 )
