@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ..domain.errors import DomainError, NotFound, Unauthorized, ValidationFailed
+from ..jsonutil import JSONDecodeError, dumps, dumps_str, loads
 from ..keys import SERVICES, SETTINGS
 from ..services.container import Services
 from ..services.ids import new_secret
@@ -148,8 +149,8 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         if route.body is not None:
             raw = await request.read()
             try:
-                data = json.loads(raw) if raw else None
-            except (ValueError, UnicodeDecodeError):
+                data = loads(raw) if raw else None
+            except (JSONDecodeError, ValueError, UnicodeDecodeError):
                 raise ValidationFailed(
                     "the body is not valid JSON", [{"field": "body", "message": "invalid JSON"}]
                 ) from None
@@ -164,13 +165,15 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             return result
         if result is None and route.status == 204:
             return web.Response(status=204)
-        return web.json_response(result, status=route.status, dumps=_dumps)
+        return web.Response(
+            body=dumps(result), status=route.status, content_type="application/json"
+        )
 
     return handler
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return dumps_str(value)
 
 
 # -- list envelope ------------------------------------------------------------------
@@ -243,11 +246,20 @@ def origin_allowed(origin: str, patterns: list[str]) -> bool:
     return False
 
 
+_REQUEST_PREFIX = new_secret()[:8]
+_request_numbers = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    # Unique per process start without a random draw per request (a syscall each).
+    return f"{_REQUEST_PREFIX}-{next(_request_numbers):x}"
+
+
 @web.middleware
 async def request_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or new_secret()[:16]
+    request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500

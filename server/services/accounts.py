@@ -19,6 +19,7 @@ from .principal import Principal
 log = logging.getLogger(__name__)
 
 INVITATION_TTL_S = 7 * 24 * 3600
+MAX_CACHED_TOKENS = 10_000
 MIN_PASSWORD = 8
 
 UserHook = Callable[[str, str], Awaitable[None]]
@@ -76,9 +77,16 @@ class AccountService:
         public_url: str,
         token_ttl_days: float,
         passwords: Passwords | None = None,
+        shared: bool = True,
     ) -> None:
         self._db = backend
         self.passwords = passwords or Passwords()
+        # A single-process server (SQLite) sees every change to tokens and users itself,
+        # so it may remember who a token belongs to; with several processes it may not.
+        self._cache_tokens = not shared
+        self._principals: dict[str, tuple[Principal, str]] = {}
+        # Bumped by every invalidation: a read that raced with one is not cached.
+        self._generation = 0
         self._public_url = public_url
         self._token_ttl_s = token_ttl_days * 86400
         # Called with (account_id, user_id) when a user joins or becomes active again.
@@ -166,10 +174,16 @@ class AccountService:
 
     async def authenticate(self, token: str) -> Principal:
         token_hash = digest(token)
+        cached = self._principals.get(token_hash)
+        if cached is not None:
+            if cached[1] >= clock.now_iso():
+                return cached[0]
+            del self._principals[token_hash]
+        generation = self._generation
         record = await self._db.find_one("tokens", {"_id": token_hash})
         if record is None or record["expires_at"] < clock.now_iso():
             raise Unauthorized("invalid or expired token", code="invalid_token")
-        return Principal(
+        principal = Principal(
             account_id=record["account_id"],
             user_id=record["user_id"],
             email=record["email"],
@@ -177,8 +191,22 @@ class AccountService:
             role=record["role"],
             token_hash=token_hash,
         )
+        if self._cache_tokens and generation == self._generation:
+            if len(self._principals) >= MAX_CACHED_TOKENS:
+                self._principals.pop(next(iter(self._principals)))
+            self._principals[token_hash] = (principal, record["expires_at"])
+        return principal
+
+    def _forget_tokens(self, user_id: str | None = None, token_hash: str | None = None) -> None:
+        self._generation += 1
+        if token_hash is not None:
+            self._principals.pop(token_hash, None)
+        if user_id is not None:
+            for key in [k for k, (p, _) in self._principals.items() if p.user_id == user_id]:
+                del self._principals[key]
 
     async def logout(self, principal: Principal) -> None:
+        self._forget_tokens(token_hash=principal.token_hash)
         await self._db.delete_many(
             "tokens", {"_id": principal.token_hash, "account_id": principal.account_id}
         )
@@ -288,6 +316,8 @@ class AccountService:
             await self._db.delete_many(
                 "tokens", {"account_id": principal.account_id, "user_id": user_id}
             )
+        self._forget_tokens(user_id=user_id)
+        if changes.get("active") is False and was_active:
             for hook in self.on_user_deactivated:
                 await hook(principal.account_id, user_id)
         if changes.get("active") is True and not was_active:

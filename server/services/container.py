@@ -41,6 +41,7 @@ def build_services(settings: Settings, backend: Backend) -> Services:
         passwords=Passwords(
             time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
         ),
+        shared=settings.is_mongo,
     )
     tasks = TaskService(backend, shared=settings.is_mongo)
     timer = TimerService(backend, tasks, events, shared=settings.is_mongo)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 from ..domain import clock
+from ..jsonutil import dumps_str
 from ..store.base import Backend
 from .ids import new_id, new_secret
 
@@ -55,8 +55,14 @@ class EventBus:
                     queue.get_nowait()
             queue.put_nowait((kind, payload))
 
+    def wants(self, account_id: str, user_id: str) -> bool:
+        """Whether an event for this user can reach anybody (so it is worth building)."""
+        return self._shared or (account_id, user_id) in self._subscribers
+
     async def publish(self, account_id: str, user_id: str, kind: str, data: Any) -> None:
-        payload = json.dumps(data, separators=(",", ":"))
+        if not self.wants(account_id, user_id):
+            return
+        payload = dumps_str(data)
         self._deliver(account_id, user_id, kind, payload)
         if self._shared:
             try:

@@ -147,6 +147,8 @@ class TimerService:
         entries: list[Doc],
         running: Doc | type[_Unknown] | None = _Unknown,
     ) -> None:
+        if not self._events.wants(principal_account, user_id):
+            return
         tree = await self._tasks.tree(principal_account)
         for entry in entries:
             await self._events.publish(

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..jsonutil import dumps_str, loads
 from .base import (
     OPERATORS,
     CollectionSpec,
@@ -35,7 +36,7 @@ _COMPARE = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 
 
 def _dumps(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return dumps_str(doc)
 
 
 def _literal(value: bool | str | int) -> str:
@@ -232,7 +233,7 @@ class SQLiteBackend:
     async def find_one(self, coll: str, flt: Filter) -> Doc | None:
         sql, params = self._select(coll, flt, None, 1)
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
-        return json.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     async def find(
         self,
@@ -245,7 +246,7 @@ class SQLiteBackend:
     ) -> list[Doc]:
         sql, params = self._select(coll, flt, sort, limit, skip)
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
-        return [json.loads(r[0]) for r in rows]
+        return [loads(r[0]) for r in rows]
 
     async def count(self, coll: str, flt: Filter) -> int:
         where, params = self._where(coll, flt)
@@ -289,7 +290,7 @@ class SQLiteBackend:
             row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
-            before: Doc = json.loads(row[0])
+            before: Doc = loads(row[0])
             after = self._apply(conn, coll, before, set_, inc)
             return before if return_doc == "before" else after
 
@@ -301,7 +302,7 @@ class SQLiteBackend:
         def job(conn: sqlite3.Connection) -> int:
             rows = conn.execute(sql, params).fetchall()
             for row in rows:
-                self._apply(conn, coll, json.loads(row[0]), set_, None)
+                self._apply(conn, coll, loads(row[0]), set_, None)
             return len(rows)
 
         return await self._run(job)
@@ -323,7 +324,7 @@ class SQLiteBackend:
                 for (raw,) in conn.execute(
                     f'SELECT doc FROM "{coll}" WHERE _id IN ({marks})', chunk
                 ):
-                    doc = json.loads(raw)
+                    doc = loads(raw)
                     doc.update(by_id[doc["_id"]])
                     rows.append([_dumps(doc), *(doc.get(c) for c in cols), doc["_id"]])
             conn.executemany(sql, rows)
