@@ -71,41 +71,12 @@ def serve(settings: Settings) -> None:
 
 
 async def _create_admin(settings: Settings, email: str, password: str, name: str) -> None:
-    from .services.accounts import AccountService, Passwords
+    from .services.container import build_accounts
     from .store.factory import open_backend
 
     backend = await open_backend(settings)
     try:
-        accounts = AccountService(
-            backend,
-            public_url=settings.effective_public_url,
-            token_ttl_days=settings.token_ttl_days,
-            passwords=Passwords(
-                time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
-            ),
-        )
-        existing = await backend.find_one("users", {"role": "admin"})
-        if existing is None:
-            await accounts.create_account_with_admin(email, password, name)
-        else:
-            # Further admins join the existing account.
-            from .domain import clock
-            from .services.accounts import normalize_email
-            from .services.ids import new_id
-
-            await backend.insert(
-                "users",
-                {
-                    "_id": new_id(),
-                    "account_id": existing["account_id"],
-                    "email": normalize_email(email),
-                    "name": name or email.split("@")[0],
-                    "role": "admin",
-                    "active": True,
-                    "password_hash": await accounts.passwords.hash(password),
-                    "created_at": clock.now_iso(),
-                },
-            )
+        await build_accounts(settings, backend).create_admin(email, password, name)
     finally:
         await backend.close()
 

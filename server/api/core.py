@@ -318,6 +318,17 @@ async def request_middleware(
     return response
 
 
+def patch_changes(body: BaseModel, not_null: tuple[str, ...]) -> dict[str, Any]:
+    """The fields a PATCH body sets; ``null`` is refused for the ones that need a value."""
+    changes = body.model_dump(exclude_unset=True)
+    nulls = [key for key in not_null if key in changes and changes[key] is None]
+    if nulls:
+        raise ValidationFailed(
+            "these fields cannot be null", [{"field": key, "message": "null"} for key in nulls]
+        )
+    return changes
+
+
 def require_admin(ctx: Ctx) -> Principal:
     from ..domain.errors import Forbidden
 

@@ -92,38 +92,27 @@ async def list_integrations(ctx: Ctx) -> Any:
     return {"items": items, "next_cursor": None}
 
 
-@api.route(
-    "POST",
-    "/api/v1/integrations/heyspace",
-    summary="Connect HeySpace",
-    tag="integrations",
-    body=HeySpaceEnable,
-    response=IntegrationOut,
-    status=201,
-    errors=(403, 409),
-)
-async def enable_heyspace(ctx: Ctx) -> Any:
-    integration, _ = await ctx.services.sync.enable(
-        ctx.user, "heyspace", ctx.body.model_dump(), reenable=False
-    )
-    return integration
+def _enable_route(service: str, name: str, body: type[m.Body]) -> None:
+    async def enable(ctx: Ctx) -> Any:
+        return await ctx.services.sync.enable(
+            ctx.user, service, ctx.body.model_dump(), reenable=False
+        )
+
+    enable.__name__ = f"enable_{service}"
+    api.route(
+        "POST",
+        f"/api/v1/integrations/{service}",
+        summary=f"Connect {name} (starts the first sync)",
+        tag="integrations",
+        body=body,
+        response=IntegrationOut,
+        status=201,
+        errors=(403, 409),
+    )(enable)
 
 
-@api.route(
-    "POST",
-    "/api/v1/integrations/pivotaltracker",
-    summary="Connect Pivotal Tracker",
-    tag="integrations",
-    body=PivotalEnable,
-    response=IntegrationOut,
-    status=201,
-    errors=(403, 409),
-)
-async def enable_pivotal(ctx: Ctx) -> Any:
-    integration, _ = await ctx.services.sync.enable(
-        ctx.user, "pivotaltracker", ctx.body.model_dump(), reenable=False
-    )
-    return integration
+_enable_route("heyspace", "HeySpace", HeySpaceEnable)
+_enable_route("pivotaltracker", "Pivotal Tracker", PivotalEnable)
 
 
 @api.route(
@@ -152,10 +141,9 @@ async def reenable(ctx: Ctx) -> Any:
         )
     if service == "asana":
         return await ctx.services.sync.asana.start(ctx.user, reenable=True)
-    integration, _ = await ctx.services.sync.enable(
+    return await ctx.services.sync.enable(
         ctx.user, service, body.model_dump(exclude_none=True), reenable=True
     )
-    return integration
 
 
 @api.route(

@@ -11,7 +11,16 @@ from aiohttp import web
 from ..domain.errors import ValidationFailed
 from ..keys import SETTINGS
 from . import models as m
-from .core import Api, Ctx, authenticate, decode_cursor, envelope, page_of, require_admin
+from .core import (
+    Api,
+    Ctx,
+    authenticate,
+    decode_cursor,
+    envelope,
+    page_of,
+    patch_changes,
+    require_admin,
+)
 
 api = Api()
 
@@ -177,10 +186,7 @@ async def create_task(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_task(ctx: Ctx) -> Any:
-    changes = ctx.body.model_dump(exclude_unset=True)
-    for key in ("name", "archived", "keywords"):
-        if key in changes and changes[key] is None:
-            raise ValidationFailed(f"{key} cannot be null", [{"field": key, "message": "null"}])
+    changes = patch_changes(ctx.body, ("name", "archived", "keywords"))
     return await ctx.services.tasks.update(ctx.user, ctx.match("id"), changes)
 
 
@@ -376,10 +382,7 @@ async def create_entry(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_entry(ctx: Ctx) -> Any:
-    changes = ctx.body.model_dump(exclude_unset=True)
-    for key in ("start", "note", "tags"):
-        if key in changes and changes[key] is None:
-            raise ValidationFailed(f"{key} cannot be null", [{"field": key, "message": "null"}])
+    changes = patch_changes(ctx.body, ("start", "note", "tags"))
     return await ctx.services.timer.update_entry(ctx.user, ctx.match("id"), changes)
 
 

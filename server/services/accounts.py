@@ -121,6 +121,21 @@ class AccountService:
             await self.passwords.hash(password),
         )
 
+    async def create_admin(self, email: str, password: str, name: str = "") -> Doc:
+        """An admin for the command line: the first one creates the account, later ones
+        join the account of the existing admins."""
+        _check_password(password)
+        existing = await self._db.find_one("users", {"role": "admin"})
+        if existing is None:
+            return await self.create_account_with_admin(email, password, name)
+        return await self._insert_user(
+            existing["account_id"],
+            email,
+            name or email.split("@")[0],
+            "admin",
+            await self.passwords.hash(password),
+        )
+
     async def _insert_user(
         self, account_id: str, email: str, name: str, role: str, password_hash: str | None
     ) -> Doc:
@@ -183,14 +198,7 @@ class AccountService:
         record = await self._db.find_one("tokens", {"_id": token_hash})
         if record is None or record["expires_at"] < clock.now_iso():
             raise Unauthorized("invalid or expired token", code="invalid_token")
-        principal = Principal(
-            account_id=record["account_id"],
-            user_id=record["user_id"],
-            email=record["email"],
-            name=record.get("name") or "",
-            role=record["role"],
-            token_hash=token_hash,
-        )
+        principal = Principal.of_user(record, token_hash)
         if self._cache_tokens and generation == self._generation:
             if len(self._principals) >= MAX_CACHED_TOKENS:
                 self._principals.pop(next(iter(self._principals)))

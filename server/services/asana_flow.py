@@ -113,17 +113,9 @@ class AsanaFlow:
             raise Conflict(
                 f"Asana could not be reached: {exc}", code="provider_unavailable"
             ) from None
-        principal = Principal(
-            account_id=user["account_id"],
-            user_id=user["_id"],
-            email=user["email"],
-            name=user.get("name") or "",
-            role=user["role"],
+        return await self._svc.connect(
+            Principal.of_user(user), "asana", credentials, reenable=bool(record.get("reenable"))
         )
-        integration, _ = await self._svc.connect(
-            principal, "asana", credentials, reenable=bool(record.get("reenable"))
-        )
-        return integration
 
     async def _connector(self, principal: Principal) -> tuple[dict[str, Any], AsanaConnector]:
         if not principal.is_admin:

@@ -32,9 +32,8 @@ class Services:
         return self.integrations
 
 
-def build_services(settings: Settings, backend: Backend) -> Services:
-    events = EventBus(backend, shared=settings.is_mongo, poll_s=settings.event_poll_s)
-    accounts = AccountService(
+def build_accounts(settings: Settings, backend: Backend) -> AccountService:
+    return AccountService(
         backend,
         public_url=settings.effective_public_url,
         token_ttl_days=settings.token_ttl_days,
@@ -43,6 +42,11 @@ def build_services(settings: Settings, backend: Backend) -> Services:
         ),
         shared=settings.is_mongo,
     )
+
+
+def build_services(settings: Settings, backend: Backend) -> Services:
+    events = EventBus(backend, shared=settings.is_mongo, poll_s=settings.event_poll_s)
+    accounts = build_accounts(settings, backend)
     tasks = TaskService(backend, shared=settings.is_mongo)
     timer = TimerService(backend, tasks, events, shared=settings.is_mongo)
     return Services(settings, backend, accounts, tasks, timer, events)

@@ -355,9 +355,8 @@ class IntegrationService:
         *,
         reenable: bool,
         extra: Mapping[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        """Store verified credentials and start the first sync. Returns the integration
-        and whether it was created (as opposed to re-enabled)."""
+    ) -> dict[str, Any]:
+        """Store verified credentials and start the first sync."""
         if not principal.is_admin:
             raise Forbidden("only admins connect tools")
         doc_id = integration_id(principal.account_id, service)
@@ -400,12 +399,11 @@ class IntegrationService:
             await self._db.update_one("integrations", {"_id": doc_id}, fields)
         await self._tasks.bump(principal.account_id)
         await self.request_sync(principal.account_id, service)
-        created = existing is None or existing["status"] == "unlinked"
-        return await self.get(principal, service), created and not reenable
+        return await self.get(principal, service)
 
     async def enable(
         self, principal: Principal, service: str, payload: dict[str, Any], *, reenable: bool
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> dict[str, Any]:
         if not principal.is_admin:
             raise Forbidden("only admins connect tools")
         try:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +15,18 @@ class Principal:
     name: str
     role: str  # "admin" | "user"
     token_hash: str = ""
+
+    @classmethod
+    def of_user(cls, user: Mapping[str, Any], token_hash: str = "") -> Principal:
+        """The principal of a stored user (or token) record: it carries the same fields."""
+        return cls(
+            account_id=user["account_id"],
+            user_id=user.get("user_id") or user["_id"],
+            email=user["email"],
+            name=user.get("name") or "",
+            role=user["role"],
+            token_hash=token_hash,
+        )
 
     @property
     def is_admin(self) -> bool:
