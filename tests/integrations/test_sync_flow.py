@@ -383,3 +383,45 @@ async def test_asana_oauth_workspaces_assignment_refresh_and_invitations(
     assert status == 200 and accepted["user"]["name"] == "Stranger"
     _, coworkers = await admin_api.get("/api/v1/integrations/asana/coworkers")
     assert coworkers["items"] == []
+
+
+async def test_automatic_sync_and_needs_reauth(make_client: Any, fakes: Fakes) -> None:
+    client = await make_client(**fakes.urls, scheduler=True, sync_interval_s=1.0)
+    admin = await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    ids = heyspace_world(fakes.heyspace)
+    await admin.post("/api/v1/integrations/heyspace", {"email": HS_EMAIL, "password": HS_PASSWORD})
+    await last_sync(admin, "heyspace")
+    _, integrations = await admin.get("/api/v1/integrations")
+    assert integrations["items"][0]["next_sync_at"] is not None
+    # Nobody asks: the scheduler picks the change up by itself.
+    fakes.heyspace.rename(ids["Design"], "Design v2")
+    for _ in range(100):
+        if "Design v2" in await tasks_by_name(admin):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("no automatic sync happened")
+    # Tokens that can no longer be refreshed: the admin must re-enable.
+    fakes.heyspace.expire_tokens()
+    fakes.heyspace.revoke_refresh_tokens()
+    sync = await force(admin, "heyspace")
+    assert sync["state"] == "failed"
+    _, integrations = await admin.get("/api/v1/integrations")
+    assert integrations["items"][0]["status"] == "needs_reauth"
+    status, problem = await admin.post("/api/v1/integrations/heyspace/sync")
+    assert status == 409 and problem["code"] == "integration_needs_reauth"
+    status, _ = await admin.post(
+        "/api/v1/integrations/heyspace/reenable", {"email": HS_EMAIL, "password": HS_PASSWORD}
+    )
+    assert status == 200
+    assert (await last_sync(admin, "heyspace"))["state"] == "succeeded"
+
+
+async def test_rate_limited_provider_is_retried(admin_api: Api, fakes: Fakes) -> None:
+    heyspace_world(fakes.heyspace)
+    fakes.heyspace.faults.rate_limit(times=2, retry_after=0.05)
+    await admin_api.post(
+        "/api/v1/integrations/heyspace", {"email": HS_EMAIL, "password": HS_PASSWORD}
+    )
+    sync = await last_sync(admin_api, "heyspace")
+    assert sync["state"] == "succeeded" and sync["counts"]["created"] == 7
