@@ -27,30 +27,43 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import ctypes
 import hashlib
-import json
 import os
-import platform
-import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+if not __package__:  # run as bench/sync_import.py rather than python -m bench.sync_import
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import aiohttp
 
-REPO = Path(__file__).resolve().parent.parent
-ADMIN_EMAIL = "bench-admin@example.com"
+from bench._common import (
+    ADMIN_EMAIL,
+    MONGO_PYTHON,
+    BenchError,
+    Server,
+    call,
+    interrupt_on_signals,
+    mongo_wire,
+    parse_ts,
+    print_table,
+    spawn,
+    stop_process,
+    tasktimer_server,
+    wait_for_line,
+    with_database,
+    write_json,
+)
+
 STARTUP_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 60.0
 POLL_S = 0.02
@@ -67,10 +80,6 @@ PIVOTAL_TOKEN = "fake-pivotal-token"
 ASANA_CLIENT = ("fake-client-id", "fake-client-secret")
 
 
-class BenchError(Exception):
-    """Setup or environment failure; the message says what answered what."""
-
-
 class StepFailed(Exception):
     """A sync did not succeed; the remaining steps of the case are skipped."""
 
@@ -80,61 +89,6 @@ class Deadline(Exception):
 
 
 # -- processes -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the benchmark dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(cmd: list[str], log: Any, **kw: Any) -> subprocess.Popen[Any]:
-    return subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # Ctrl-C reaches only us; we stop the children ourselves
-        preexec_fn=_die_with_parent,
-        **kw,
-    )
-
-
-def stop_process(proc: subprocess.Popen[Any], name: str) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        proc.terminate()
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} did not stop on SIGTERM, killing it", file=sys.stderr)
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def wait_for_line(
-    proc: subprocess.Popen[Any], log_path: Path, pattern: str, name: str
-) -> re.Match[str]:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    regex = re.compile(pattern)
-    while True:
-        text = log_path.read_text(errors="replace")
-        found = regex.search(text)
-        if found:
-            return found
-        if proc.poll() is not None:
-            raise BenchError(
-                f"{name} exited with {proc.returncode} during startup:\n{text[-3000:]}"
-            )
-        if time.monotonic() > deadline:
-            raise BenchError(f"{name} not ready after {STARTUP_TIMEOUT_S:.0f} s")
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -148,83 +102,12 @@ def fake_provider(python: str, tool: str, args: list[str], workdir: Path) -> Ite
             stdin=subprocess.DEVNULL,
         )
         try:
-            found = wait_for_line(proc, log_path, r"listening on (http://\S+)", f"fake {tool}")
+            found = wait_for_line(
+                proc, log_path, r"listening on (http://\S+)", f"fake {tool}", STARTUP_TIMEOUT_S
+            )
             yield found.group(1)
         finally:
             stop_process(proc, f"fake {tool}")
-
-
-@contextlib.contextmanager
-def mongo_wire(python: str, workdir: Path) -> Iterator[str]:
-    """Run tests/mongo_wire.py; yield its ``mongodb://`` URI (without a database name)."""
-    if not Path(python).exists():
-        raise BenchError(
-            f"{python} not found: the mongo backend needs the Python 3.13 virtualenv with "
-            "mongoeco (scripts/test.sh builds .venv-mongo)"
-        )
-    log_path = workdir / "mongo-wire.log"
-    with open(log_path, "wb") as log:
-        proc = spawn([python, str(REPO / "tests" / "mongo_wire.py")], log, stdin=subprocess.PIPE)
-        try:
-            found = wait_for_line(proc, log_path, r"(mongodb://\S+)", "mongo_wire.py")
-            yield found.group(1)
-        finally:
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()  # mongo_wire.py serves until its stdin closes
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                stop_process(proc, "mongo_wire.py")
-
-
-def with_database(uri: str, name: str) -> str:
-    parts = urlsplit(uri)
-    query = parts.query or "directConnection=true"
-    return f"{parts.scheme}://{parts.netloc}/{name}?{query}"
-
-
-@dataclass
-class Server:
-    base: str
-    pid: int
-    log_path: Path
-
-
-@contextlib.contextmanager
-def tasktimer_server(
-    python: str, database_url: str, workdir: Path, admin_password: str, fakes: dict[str, str]
-) -> Iterator[Server]:
-    """Run ``python -m server`` on a free loopback port, pointed at the fake providers."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "TT_DATABASE_URL": database_url,
-        "TT_HOST": "127.0.0.1",
-        "TT_PORT": str(port),
-        "TT_PUBLIC_URL": base,
-        "TT_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
-        "TT_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-        "TT_SECRET_KEY": secrets.token_urlsafe(32),
-        "TT_SCHEDULER": "false",
-        **fakes,
-    }
-    log_path = workdir / f"server-{port}.log"
-    with open(log_path, "wb") as log:
-        proc = spawn([python, "-m", "server"], log, env=env, stdin=subprocess.DEVNULL)
-        try:
-            wait_for_line(proc, log_path, r"Tasktimer listening on", "server")
-            yield Server(base, proc.pid, log_path)
-        finally:
-            stop_process(proc, "server")
-            errors = [
-                ln
-                for ln in log_path.read_text(errors="replace").splitlines()
-                if '"level": "ERROR"' in ln or "Traceback" in ln
-            ]
-            if errors:
-                print(f"  server logged {len(errors)} error line(s); first: {errors[0][:300]}")
 
 
 @contextlib.contextmanager
@@ -275,34 +158,6 @@ def reset_peak(pid: int) -> bool:
 
 
 # -- HTTP --------------------------------------------------------------------------------
-
-
-async def call(
-    s: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    expect: int | tuple[int, ...],
-    token: str | None = None,
-    body: Any = None,
-    **kw: Any,
-) -> Any:
-    headers = {**kw.pop("headers", {}), **({"Authorization": f"Bearer {token}"} if token else {})}
-    if kw.pop("form", False):
-        kw["data"] = body
-    elif body is not None:
-        kw["json"] = body
-    async with s.request(method, url, headers=headers, **kw) as resp:
-        text = await resp.text()
-        allowed = (expect,) if isinstance(expect, int) else expect
-        if resp.status not in allowed:
-            raise BenchError(
-                f"{method} {urlsplit(url).path} answered {resp.status} (expected {expect}): "
-                f"{text[:500]}"
-            )
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            return text
 
 
 async def control(s: aiohttp.ClientSession, fake: str, method: str, **kwargs: Any) -> Any:
@@ -593,10 +448,6 @@ class Step:
         return self.state == "succeeded" and not self.checks
 
 
-def parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 async def wait_sync(
     s: aiohttp.ClientSession, base: str, token: str, service: str, sync_id: str, limit_s: float
 ) -> dict[str, Any]:
@@ -799,7 +650,7 @@ def run_all(args: argparse.Namespace) -> list[Step]:
     with tempfile.TemporaryDirectory(prefix="tt-sync-bench-") as tmp, contextlib.ExitStack() as st:
         workdir = Path(tmp)
         mongo_uri = (
-            st.enter_context(mongo_wire(args.mongo_python, workdir))
+            st.enter_context(mongo_wire(args.mongo_python, workdir, STARTUP_TIMEOUT_S))
             if args.backend == "mongo"
             else None
         )
@@ -822,7 +673,9 @@ def run_all(args: argparse.Namespace) -> list[Step]:
                     "TT_ASANA_CLIENT_SECRET": ASANA_CLIENT[1],
                 }
                 server = procs.enter_context(
-                    tasktimer_server(args.python, db_url, workdir, admin_password, urls)
+                    tasktimer_server(
+                        args.python, db_url, workdir, admin_password, STARTUP_TIMEOUT_S, urls
+                    )
                 )
                 if args.py_spy:
                     args.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -843,7 +696,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def print_table(steps: list[Step]) -> None:
+def print_steps(steps: list[Step]) -> None:
     head = ["case", "step", "seconds", "created", "updated", "archived", "removed"]
     head += ["unchanged", "peak MB", "RSS MB", "target", "met", "correct"]
     rows: list[list[str]] = []
@@ -864,19 +717,7 @@ def print_table(steps: list[Step]) -> None:
                 "" if idle else ("yes" if st.correct else "NO"),
             ]
         )
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    right = {2, 3, 4, 5, 6, 7, 8, 9}
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(head))
-    print(line(["-" * w for w in widths]))
-    for r in rows:
-        print(line(r))
+    print_table(head, rows, right={2, 3, 4, 5, 6, 7, 8, 9})
     print(
         "peak MB: VmHWM of the server process during that step (reset before it); "
         "* = since the process started"
@@ -909,7 +750,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--python", default=sys.executable, help="interpreter for the server/fakes")
     p.add_argument(
         "--mongo-python",
-        default=str(REPO / ".venv-mongo" / "bin" / "python"),
+        default=MONGO_PYTHON,
         help="Python >= 3.13 with mongoeco, for tests/mongo_wire.py",
     )
     p.add_argument(
@@ -934,19 +775,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _out_of_time(signum: int, frame: object) -> None:
     raise Deadline
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM behaves like Ctrl-C, so the context managers stop the child processes.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    interrupt_on_signals()
     signal.signal(signal.SIGALRM, _out_of_time)
     signal.alarm(args.max_seconds)
     full = args.backend == "sqlite" and args.scale >= 1.0
@@ -971,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.alarm(0)
     apply_targets([s for s in steps if not s.step.startswith("idle")], enforce=full)
     print()
-    print_table(steps)
+    print_steps(steps)
     problems = [(st, c) for st in steps for c in st.checks]
     failed = [st for st in steps if not st.step.startswith("idle") and not st.correct]
     for st in failed:
@@ -981,30 +816,20 @@ def main(argv: list[str] | None = None) -> int:
     if not failed:
         print("correctness: every sync succeeded with the expected counts and resolution")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "platform": platform.platform(),
-                    },
-                    "backend": args.backend,
-                    "scale": args.scale,
-                    "targets": {
-                        "enforced": full,
-                        "first_import_s_per_10000_items": TARGET_FIRST_IMPORT_S,
-                        "no_change_resync_s": TARGET_RESYNC_S,
-                        "peak_rss_mb": TARGET_PEAK_MB,
-                    },
-                    "results": [{**asdict(st), "correct": st.correct} for st in steps],
+        write_json(
+            args.json,
+            {
+                "backend": args.backend,
+                "scale": args.scale,
+                "targets": {
+                    "enforced": full,
+                    "first_import_s_per_10000_items": TARGET_FIRST_IMPORT_S,
+                    "no_change_resync_s": TARGET_RESYNC_S,
+                    "peak_rss_mb": TARGET_PEAK_MB,
                 },
-                indent=2,
-            )
-            + "\n"
+                "results": [{**asdict(st), "correct": st.correct} for st in steps],
+            },
         )
-        print(f"results written to {args.json}")
     return 1 if failed else 0
 
 

@@ -28,142 +28,40 @@ import contextlib
 import ipaddress
 import itertools
 import json
-import os
-import platform
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+if not __package__:  # run as bench/timer_load.py rather than python -m bench.timer_load
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import aiohttp
 
-REPO = Path(__file__).resolve().parent.parent
-ADMIN_EMAIL = "bench-admin@example.com"
+from bench._common import (
+    ADMIN_EMAIL,
+    MONGO_PYTHON,
+    BenchError,
+    call,
+    interrupt_on_signals,
+    mongo_wire,
+    parse_ts,
+    print_table,
+    tasktimer_server,
+    with_database,
+    write_json,
+)
+
 USER_PASSWORD = "bench-password-123"
 STARTUP_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 MAX_ERROR_SAMPLES = 5
-
-
-class BenchError(Exception):
-    """Setup or environment failure; the message says what answered what."""
-
-
-# -- processes -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[Any], name: str) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        proc.terminate()  # aiohttp's run_app and asyncio.run shut down cleanly on SIGTERM
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} did not stop on SIGTERM, killing it", file=sys.stderr)
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def mongo_wire(python: str) -> Iterator[str]:
-    """Run tests/mongo_wire.py; yield its ``mongodb://`` URI (without a database name)."""
-    if not Path(python).exists():
-        raise BenchError(
-            f"{python} not found: the mongo backend needs the Python 3.13 virtualenv with "
-            "mongoeco (scripts/test.sh builds .venv-mongo)"
-        )
-    proc = subprocess.Popen(
-        [python, str(REPO / "tests" / "mongo_wire.py")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.startswith("mongodb://"):
-            raise BenchError(f"mongo_wire.py did not print a URI (got {line!r})")
-        yield line
-    finally:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()  # mongo_wire.py serves until its stdin closes
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            stop_process(proc, "mongo_wire.py")
-
-
-def with_database(uri: str, name: str) -> str:
-    parts = urlsplit(uri)
-    query = parts.query or "directConnection=true"
-    return f"{parts.scheme}://{parts.netloc}/{name}?{query}"
-
-
-@contextlib.contextmanager
-def tasktimer_server(
-    python: str, database_url: str, workdir: Path, admin_password: str
-) -> Iterator[str]:
-    """Run ``python -m server`` on a free loopback port; yield its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "TT_DATABASE_URL": database_url,
-        "TT_HOST": "127.0.0.1",
-        "TT_PORT": str(port),
-        "TT_BOOTSTRAP_ADMIN_EMAIL": ADMIN_EMAIL,
-        "TT_BOOTSTRAP_ADMIN_PASSWORD": admin_password,
-        "TT_SECRET_KEY": secrets.token_urlsafe(32),
-        "TT_SCHEDULER": "false",
-    }
-    log_path = workdir / f"server-{port}.log"
-    with open(log_path, "w+b") as log:
-        proc = subprocess.Popen(
-            [python, "-m", "server"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while b"Tasktimer listening on" not in log_path.read_bytes():
-                if proc.poll() is not None:
-                    raise BenchError(
-                        f"server exited with {proc.returncode} during startup:\n"
-                        + log_path.read_text(errors="replace")[-3000:]
-                    )
-                if time.monotonic() > deadline:
-                    raise BenchError(f"server not ready after {STARTUP_TIMEOUT_S:.0f} s")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_process(proc, "server")
-            tail = [
-                ln
-                for ln in log_path.read_text(errors="replace").splitlines()
-                if '"level": "ERROR"' in ln or "Traceback" in ln
-            ]
-            if tail:
-                print(f"  server logged {len(tail)} error line(s); first: {tail[0][:300]}")
 
 
 def require_loopback(url: str) -> None:
@@ -179,25 +77,6 @@ def require_loopback(url: str) -> None:
 
 
 # -- HTTP helpers ----------------------------------------------------------------------
-
-
-async def call(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    expect: int,
-    token: str | None = None,
-    body: Any = None,
-) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.request(method, url, json=body, headers=headers) as resp:
-        text = await resp.text()
-        if resp.status != expect:
-            raise BenchError(
-                f"{method} {urlsplit(url).path} answered {resp.status} (expected {expect}): "
-                f"{text[:500]}"
-            )
-        return json.loads(text) if text else None
 
 
 @dataclass
@@ -463,10 +342,6 @@ async def measure_level(
 # -- invariant -------------------------------------------------------------------------
 
 
-def parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 async def verify(base: str, st: Setup, started: list[int]) -> tuple[bool, list[str]]:
     """At most one running timer per user, no overlapping entries, one entry per start."""
     problems: list[str] = []
@@ -540,19 +415,21 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[list[Row], dict
         if backend == "sqlite":
             database_url = f"sqlite:///{workdir / 'bench.db'}"
         else:
-            uri = stack.enter_context(mongo_wire(args.mongo_python))
+            uri = stack.enter_context(mongo_wire(args.mongo_python, workdir, STARTUP_TIMEOUT_S))
             database_url = with_database(uri, f"bench_{secrets.token_hex(4)}")
         t0 = time.monotonic()
-        base = stack.enter_context(tasktimer_server(args.python, database_url, workdir, password))
-        print(f"[{backend}] server {base} ready in {time.monotonic() - t0:.1f} s")
-        return asyncio.run(bench_server(base, backend, ADMIN_EMAIL, password, args))
+        server = stack.enter_context(
+            tasktimer_server(args.python, database_url, workdir, password, STARTUP_TIMEOUT_S)
+        )
+        print(f"[{backend}] server {server.base} ready in {time.monotonic() - t0:.1f} s")
+        return asyncio.run(bench_server(server.base, backend, ADMIN_EMAIL, password, args))
 
 
 def fmt(value: float, digits: int = 1) -> str:
     return "n/a" if value != value else f"{value:.{digits}f}"
 
 
-def print_table(rows: list[Row]) -> None:
+def print_rows(rows: list[Row]) -> None:
     head = [
         "backend",
         "clients",
@@ -578,18 +455,7 @@ def print_table(rows: list[Row]) -> None:
         ]
         for r in rows
     ]
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(line(head))
-    print("  ".join("-" * w for w in widths))
-    for cells in body:
-        print(line(cells))
+    print_table(head, body, right=set(range(1, len(head))))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -610,7 +476,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--python", default=sys.executable, help="interpreter for python -m server")
     p.add_argument(
         "--mongo-python",
-        default=str(REPO / ".venv-mongo" / "bin" / "python"),
+        default=MONGO_PYTHON,
         help="Python 3.13 with mongoeco, for tests/mongo_wire.py",
     )
     args = p.parse_args(argv)
@@ -623,15 +489,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM behaves like Ctrl-C, so the context managers stop the child processes.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored
+    interrupt_on_signals()
     backends = ["sqlite", "mongo"] if args.backend == "both" else [args.backend]
     if args.url:
         backends = ["url"]
@@ -664,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; child processes stopped", file=sys.stderr)
         return 130
     print()
-    print_table(rows)
+    print_rows(rows)
     for c in checks:
         print(f"invariant [{c['backend']}]: {'OK' if c['ok'] else 'VIOLATED'} ({c['notes'][0]})")
         for note in c["notes"][1:]:
@@ -673,25 +533,15 @@ def main(argv: list[str] | None = None) -> int:
         for sample in r.error_samples:
             print(f"error sample [{r.backend}/{r.clients}]: {sample}")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "platform": platform.platform(),
-                    },
-                    "seconds": args.seconds,
-                    "warmup": args.warmup,
-                    "results": [asdict(r) for r in rows],
-                    "invariant": checks,
-                },
-                indent=2,
-            )
-            + "\n"
+        write_json(
+            args.json,
+            {
+                "seconds": args.seconds,
+                "warmup": args.warmup,
+                "results": [asdict(r) for r in rows],
+                "invariant": checks,
+            },
         )
-        print(f"results written to {args.json}")
     failed = any(not c["ok"] for c in checks) or any(r.errors or r.health_errors for r in rows)
     return 1 if failed else 0
 
