@@ -200,3 +200,49 @@ async def client(make_client: Any) -> TestClient[Any, Any]:
 @pytest.fixture
 async def admin(client: TestClient[Any, Any]) -> Api:
     return await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+# -- the run's own report of which backends ran ------------------------------------------
+
+_BACKEND_RESULTS: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for backend in BACKENDS:
+        if (
+            f"[{backend}" in report.nodeid
+            or f"-{backend}]" in report.nodeid
+            or (backend == "mongo" and "test_multiprocess" in report.nodeid)
+        ):
+            counts = _BACKEND_RESULTS.setdefault(backend, {})
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _BACKEND_RESULTS:
+        return
+    terminalreporter.section("storage backends")
+    for backend in BACKENDS:
+        counts = _BACKEND_RESULTS.get(backend, {})
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
+        where = (
+            "TT_TEST_MONGODB_URL"
+            if backend == "mongo" and os.environ.get("TT_TEST_MONGODB_URL")
+            else "mongoeco wire server"
+            if backend == "mongo"
+            else "embedded file"
+        )
+        terminalreporter.write_line(f"{backend:7} ({where}): {summary}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # In CI, a run that exercised SQLite but silently not MongoDB must not pass.
+    if not os.environ.get("CI"):
+        return
+    ran_sqlite = _BACKEND_RESULTS.get("sqlite", {}).get("passed", 0)
+    ran_mongo = sum(_BACKEND_RESULTS.get("mongo", {}).values())
+    if ran_sqlite and not ran_mongo and exitstatus == 0:
+        session.exitstatus = 1
+        print("\nERROR: tests ran on SQLite but none on MongoDB", file=sys.stderr)
