@@ -10,12 +10,14 @@ import base64
 import binascii
 import itertools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from ..domain.errors import DomainError, NotFound, Unauthorized, ValidationFailed
@@ -31,6 +33,7 @@ access_log = logging.getLogger("server.access")
 
 M = TypeVar("M", bound=BaseModel)
 PROBLEM = "application/problem+json"
+MAX_OFFSET = 10_000_000
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
@@ -119,6 +122,10 @@ def _errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
     return out
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -127,10 +134,16 @@ def bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
+def _usable_token(token: str) -> bool:
+    return _TOKEN.fullmatch(token) is not None
+
+
 async def authenticate(request: web.Request, services: Services) -> Principal:
     token = bearer(request)
     if token is None:
         raise Unauthorized("missing bearer token", code="missing_token")
+    if not _usable_token(token):
+        raise Unauthorized("invalid or expired token", code="invalid_token")
     principal = await services.accounts.authenticate(token)
     request[PRINCIPAL] = principal
     return principal
@@ -147,7 +160,13 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             except ValidationError as exc:
                 raise ValidationFailed("invalid query parameters", _errors(exc)) from None
         if route.body is not None:
-            raw = await request.read()
+            try:
+                raw = await request.read()
+            except RequestPayloadError:
+                raise ValidationFailed(
+                    "the body could not be read (check Content-Encoding)",
+                    [{"field": "body", "message": "undecodable body"}],
+                ) from None
             try:
                 data = loads(raw) if raw else None
             except (JSONDecodeError, ValueError, UnicodeDecodeError):
@@ -190,7 +209,7 @@ def decode_cursor(cursor: str | None) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = raw.partition(":")
         offset = int(value)
-        if kind != "o" or offset < 0:
+        if kind != "o" or not 0 <= offset <= MAX_OFFSET:
             raise ValueError
         return offset
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -259,7 +278,9 @@ def _next_request_id() -> str:
 async def request_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
+    offered = request.headers.get("X-Request-Id", "")
+    # A caller's id is kept for tracing only when it cannot forge log lines.
+    request_id = offered if _REQUEST_ID.fullmatch(offered) else _next_request_id()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     status = 500
@@ -303,11 +324,16 @@ async def request_middleware(
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
     principal = request.get(PRINCIPAL)
-    # Only the path: query strings can carry OAuth codes and states.
+    # Only the path: query strings can carry OAuth codes and states; path segments that are
+    # secrets (invitation tokens) are masked.
+    path = request.path
+    secret = request.match_info.get("token") if request.match_info else None
+    if secret:
+        path = path.replace(secret, "***")
     access_log.info(
         "%s %s %s %.1fms",
         request.method,
-        request.path,
+        path,
         status,
         (time.perf_counter() - started) * 1000,
         extra={

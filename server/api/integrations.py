@@ -279,7 +279,7 @@ margin:3rem auto;padding:0 1rem}}</style></head><body><h1>{title}</h1><p>{text}<
     tag="asana",
     query=CallbackQuery,
     auth=False,
-    errors=(404,),
+    response="text/html",
 )
 async def asana_callback(ctx: Ctx) -> Any:
     q: CallbackQuery = ctx.query

@@ -15,7 +15,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from ..domain.clock import iso
+from ..domain.clock import MAX_YEAR, MIN_YEAR, iso
 
 ServiceName = Literal["heyspace", "asana", "pivotaltracker"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -33,6 +33,12 @@ def _utc(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("timestamp out of range") from None
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise ValueError(f"timestamp must lie between the years {MIN_YEAR} and {MAX_YEAR}")
         return iso(value)
     return value
 

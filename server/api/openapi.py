@@ -71,7 +71,8 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
             op["parameters"] = params
         if route.body is not None:
             op["requestBody"] = {
-                "required": True,
+                # A body whose fields are all optional may be left out.
+                "required": bool(route.body.model_json_schema().get("required")),
                 "content": {
                     "application/json": {"schema": {"$ref": REF.format(model=route.body.__name__)}}
                 },
@@ -92,6 +93,8 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
                     }
                 }
             }
+        elif response == "text/html":
+            ok["content"] = {"text/html": {"schema": {"type": "string"}}}
         elif isinstance(response, type) and issubclass(response, BaseModel):
             ok["content"] = {
                 "application/json": {"schema": {"$ref": REF.format(model=response.__name__)}}
@@ -103,7 +106,7 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
             }
         }
         codes = set(route.errors)
-        if route.body is not None or route.query is not None:
+        if route.body is not None or route.query is not None or "{service}" in route.path:
             codes.add(400)
         if route.auth:
             codes.add(401)

@@ -8,13 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..domain.errors import ValidationFailed
+from ..domain.errors import RateLimited, Unauthorized, ValidationFailed
 from ..keys import SETTINGS
 from . import models as m
 from .core import (
     Api,
     Ctx,
     authenticate,
+    bearer,
     decode_cursor,
     envelope,
     page_of,
@@ -23,6 +24,8 @@ from .core import (
 )
 
 api = Api()
+MAX_STREAMS_PER_USER = 20
+TOKEN_RECHECK_S = 5.0
 
 
 # -- auth and users -----------------------------------------------------------------
@@ -142,6 +145,7 @@ async def accept_invitation(ctx: Ctx) -> Any:
     tag="tasks",
     query=m.TaskQuery,
     response=m.list_of(m.TaskOut),
+    errors=(404,),
 )
 async def list_tasks(ctx: Ctx) -> Any:
     q: m.TaskQuery = ctx.query
@@ -296,10 +300,10 @@ async def start_timer(ctx: Ctx) -> Any:
             [{"field": "task_id", "message": "either task_id or service + external_id"}],
         )
     key = ctx.request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200):
+    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
         raise ValidationFailed(
-            "Idempotency-Key must be 1-200 characters",
-            [{"field": "Idempotency-Key", "message": "1-200 characters"}],
+            "Idempotency-Key must be 1-200 printable ASCII characters",
+            [{"field": "Idempotency-Key", "message": "1-200 printable ASCII characters"}],
         )
     return await ctx.services.timer.start(
         ctx.user,
@@ -408,6 +412,13 @@ async def delete_entry(ctx: Ctx) -> None:
 async def events(ctx: Ctx) -> Any:
     request = ctx.request
     principal = await authenticate(request, ctx.services)
+    token = bearer(request) or ""
+    if ctx.services.events.subscriber_count(principal.account_id, principal.user_id) >= (
+        MAX_STREAMS_PER_USER
+    ):
+        raise RateLimited(
+            f"at most {MAX_STREAMS_PER_USER} event streams per user", code="too_many_streams"
+        )
     keepalive = request.app[SETTINGS].sse_keepalive_s
     response = web.StreamResponse(
         headers={
@@ -422,6 +433,7 @@ async def events(ctx: Ctx) -> Any:
         await response.write(_sse("timer", web_json({"running": running})))
         loop = asyncio.get_running_loop()
         last_write = loop.time()
+        next_check = loop.time() + TOKEN_RECHECK_S
         with contextlib.suppress(ConnectionResetError):
             # Wake up every second to notice a closed connection promptly, so that a
             # vanished client does not keep its queue until the next keep-alive.
@@ -429,6 +441,13 @@ async def events(ctx: Ctx) -> Any:
                 try:
                     kind, payload = await asyncio.wait_for(queue.get(), 1.0)
                 except TimeoutError:
+                    if loop.time() >= next_check:
+                        # A stream must end when its token is revoked or its user leaves.
+                        next_check = loop.time() + TOKEN_RECHECK_S
+                        try:
+                            await ctx.services.accounts.authenticate(token)
+                        except Unauthorized:
+                            break
                     if loop.time() - last_write >= keepalive:
                         await response.write(b": keep-alive\n\n")
                         last_write = loop.time()

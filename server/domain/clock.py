@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+MIN_YEAR, MAX_YEAR = 1970, 9998
 
 
 def now() -> datetime:
@@ -13,7 +13,13 @@ def now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(FORMAT)
+    # Formatted by hand: strftime("%Y") does not pad years below 1000 on every platform,
+    # and a fixed width is what keeps string order equal to time order.
+    m = moment.astimezone(UTC)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond:06d}Z"
+    )
 
 
 def now_iso() -> str:

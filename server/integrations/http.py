@@ -204,7 +204,8 @@ class ProviderHTTP:
                     resp_headers = resp.headers
                     raw = await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                if last or not retry_any:
+                # A name that does not resolve will not resolve a moment later either.
+                if last or not retry_any or isinstance(exc, aiohttp.ClientConnectorDNSError):
                     raise ProviderError(
                         f"{where}: {type(exc).__name__} after {attempt} attempt(s)"
                     ) from None

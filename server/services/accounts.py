@@ -314,6 +314,19 @@ class AccountService:
             "users", {"_id": user_id, "account_id": principal.account_id}, changes
         )
         assert updated is not None
+        if demoting and user["role"] == "admin" and user.get("active", True):
+            # The count above can race with a concurrent demotion: check again after the
+            # write and undo ours if no active admin is left.
+            admins = await self._db.count(
+                "users", {"account_id": principal.account_id, "role": "admin", "active": True}
+            )
+            if admins == 0:
+                await self._db.update_one(
+                    "users",
+                    {"_id": user_id, "account_id": principal.account_id},
+                    {"role": user["role"], "active": user.get("active", True)},
+                )
+                raise Conflict("the account needs at least one active admin", code="last_admin")
         copied: dict[str, Any] = {k: updated[k] for k in ("name", "role") if k in changes}
         if copied:
             await self._db.update_many(

@@ -186,6 +186,7 @@ class AsanaFlow:
     async def invite(self, principal: Principal, emails: list[str]) -> list[dict[str, Any]]:
         if not principal.is_admin:
             raise Forbidden("only admins invite")
+        await self._svc._get(principal.account_id, "asana")
         names = {}
         try:
             names = {c["email"]: c["name"] for c in await self.coworkers(principal)}

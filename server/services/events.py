@@ -97,7 +97,9 @@ class EventBus:
                 if not subscribers:
                     del self._subscribers[key]
 
-    def subscriber_count(self) -> int:
+    def subscriber_count(self, account_id: str | None = None, user_id: str | None = None) -> int:
+        if account_id is not None and user_id is not None:
+            return len(self._subscribers.get((account_id, user_id), ()))
         return sum(len(s) for s in self._subscribers.values())
 
     async def _poll(self) -> None:

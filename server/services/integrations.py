@@ -406,6 +406,8 @@ class IntegrationService:
     ) -> dict[str, Any]:
         if not principal.is_admin:
             raise Forbidden("only admins connect tools")
+        if reenable:
+            await self._get(principal.account_id, service)
         try:
             credentials = await self._check_credentials(service, payload)
         except ProviderAuthError:

@@ -69,7 +69,9 @@ class SQLiteBackend:
                 return result
             except sqlite3.IntegrityError as exc:
                 conn.rollback()
-                raise DuplicateKey(str(exc)) from None
+                if "UNIQUE" in str(exc):
+                    raise DuplicateKey(str(exc)) from None
+                raise
             except BaseException:
                 conn.rollback()
                 raise

@@ -113,3 +113,79 @@ async def test_cors_allows_extension_origins_only(client: Any) -> None:
 async def test_request_id_is_echoed(client: Any) -> None:
     response = await client.get("/health", headers={"X-Request-Id": "abc123"})
     assert response.headers["X-Request-Id"] == "abc123"
+
+
+async def test_out_of_range_timestamps_and_cursors_are_400(admin: Api) -> None:
+    for body in (
+        {"start": "0100-01-01T00:00:00Z", "end": "0200-01-01T00:00:00Z"},
+        {"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-01T00:00:00Z"},
+        {"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-01:00"},
+    ):
+        status, problem = await admin.post("/api/v1/entries", body)
+        assert status == 400 and problem["code"] == "validation_error", body
+    status, _ = await admin.get("/api/v1/entries?from=0001-01-01T00:00:00%2B01:00")
+    assert status == 400
+    import base64
+
+    huge = base64.urlsafe_b64encode(b"o:99999999999999999999999").decode().rstrip("=")
+    for path in ("/api/v1/users", "/api/v1/entries", "/api/v1/tasks"):
+        status, problem = await admin.get(f"{path}?cursor={huge}")
+        assert status == 400 and problem["errors"][0]["field"] == "cursor", path
+    # Entries are listed fine afterwards (nothing unreadable was stored).
+    assert (await admin.get("/api/v1/entries"))[0] == 200
+
+
+async def test_hostile_headers_and_bodies(admin: Api) -> None:
+    client = admin.client
+    response = await client.get("/api/v1/me", headers={"Authorization": "Bearer \xff\xfe"})
+    assert response.status == 401
+    _, task = await admin.post("/api/v1/tasks", {"name": "T"})
+    response = await client.post(
+        "/api/v1/timer/start",
+        json={"task_id": task["id"]},
+        headers={"Authorization": f"Bearer {admin.token}", "Idempotency-Key": "\xff\xfe"},
+    )
+    assert response.status == 400
+    forged = await client.get("/health", headers={"X-Request-Id": "a b\tc"})
+    assert forged.headers["X-Request-Id"] != "a b\tc"
+    # Last: aiohttp closes the connection after a body it cannot decode.
+    response = await client.post(
+        "/api/v1/tasks",
+        data=b'{"name": "x"}',
+        headers={
+            "Authorization": f"Bearer {admin.token}",
+            "Content-Encoding": "gzip",
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status == 400 and (await response.json())["code"] == "validation_error"
+
+
+async def test_access_log_masks_invitation_tokens(
+    admin: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, user = await admin.post("/api/v1/users", {"email": "inv@example.com", "name": "Inv"})
+    token = user["invite_url"].rsplit("/", 1)[1]
+    with caplog.at_level("INFO", logger="server.access"):
+        await Api(admin.client).post(f"/api/v1/invitations/{token}/accept", {"password": "x"})
+        await Api(admin.client).get(f"/invite/{token}")
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.access"]
+    assert any("/api/v1/invitations/***/accept" in line for line in lines)
+    assert all(token not in line for line in lines)
+
+
+async def test_the_last_admin_survives_concurrent_demotions(admin: Api) -> None:
+    import asyncio
+
+    others = [await admin.new_user(f"adm{i}@example.com", role="admin") for i in range(4)]
+    _, me = await admin.get("/api/v1/me")
+    # Every admin demotes themselves at the same moment.
+    pairs = [(admin, me["id"]), *((api, user["id"]) for api, user in others)]
+    results = await asyncio.gather(
+        *(api.patch(f"/api/v1/users/{user_id}", {"role": "user"}) for api, user_id in pairs)
+    )
+    assert any(status == 409 for status, _ in results)
+    from server.keys import SERVICES
+
+    backend = admin.client.app[SERVICES].backend
+    assert await backend.count("users", {"role": "admin", "active": True}) >= 1

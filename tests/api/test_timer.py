@@ -228,3 +228,16 @@ async def test_events_reach_every_connection_of_the_user(admin: Api) -> None:
 async def test_events_need_a_token(client: Any) -> None:
     response = await client.get("/api/v1/events")
     assert response.status == 401
+
+
+async def test_event_stream_ends_when_the_token_is_revoked(admin: Api) -> None:
+    user, _, _ = await setup_tasks(admin)
+    stream = await user.client.get(
+        "/api/v1/events", headers={"Authorization": f"Bearer {user.token}"}
+    )
+    assert await read_events(stream, 1) == [("timer", {"running": None})]
+    await user.post("/api/v1/auth/logout")
+    # The stream closes within the token re-check period (5 s).
+    rest = await asyncio.wait_for(stream.content.read(), 10)
+    assert b"event:" not in rest
+    stream.close()
