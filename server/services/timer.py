@@ -303,13 +303,8 @@ class TimerService:
         tags: list[str],
         created_with: str,
     ) -> tuple[dict[str, Any], list[Doc]]:
-        stopped: Doc | None = None
         for _ in range(MAX_SWITCH_ATTEMPTS):
             now = clock.now_iso()
-            previous = await self._stop_running(principal.account_id, principal.user_id, now)
-            if previous is not None:
-                stopped = previous
-            start = max(now, stopped["end"]) if stopped else now
             entry: Doc = {
                 "_id": new_id(),
                 "account_id": principal.account_id,
@@ -317,7 +312,7 @@ class TimerService:
                 "task_id": task_id,
                 "pending_service": pending[0] if pending else None,
                 "pending_external_id": pending[1] if pending else None,
-                "start": start,
+                "start": now,
                 "end": None,
                 "running": True,
                 "note": note,
@@ -326,10 +321,29 @@ class TimerService:
                 "created_at": now,
             }
             try:
-                await self._db.insert("entries", entry)
+                # Stop the running entry and start the new one at the same instant (one
+                # transaction on SQLite).
+                before = await self._db.update_one_and_insert(
+                    "entries",
+                    {
+                        "account_id": principal.account_id,
+                        "user_id": principal.user_id,
+                        "running": True,
+                    },
+                    {"running": False, "end": now},
+                    entry,
+                )
             except DuplicateKey:
-                # Another start won the race; stop that one on the next pass.
+                # A start that ignored the lease won; stop that one on the next pass.
+                await self._stop_running(principal.account_id, principal.user_id, now)
                 continue
+            stopped = await self._stopped(before, now)
+            if stopped is not None and stopped["end"] != now:
+                # The clock went back behind the stopped entry's start: start there too.
+                entry["start"] = stopped["end"]
+                await self._db.update_one(
+                    "entries", {"_id": entry["_id"]}, {"start": entry["start"]}
+                )
             changed = [stopped, entry] if stopped else [entry]
             return (
                 {

@@ -88,6 +88,15 @@ class Backend(Protocol):
         the change) or None when nothing matched."""
         ...
 
+    async def update_one_and_insert(
+        self, coll: str, flt: Filter, set_: Mapping[str, Any], doc: Doc
+    ) -> Doc | None:
+        """Update the first document matching ``flt`` (if any), then insert ``doc``;
+        returns the updated document as it was before. SQLite does both in one
+        transaction (a failed insert undoes the update); MongoDB does them one after the
+        other, so callers must serialise what needs to be atomic there."""
+        ...
+
     async def update_many(self, coll: str, flt: Filter, set_: Mapping[str, Any]) -> int: ...
 
     async def bulk_set(self, coll: str, updates: Sequence[tuple[str, Mapping[str, Any]]]) -> None:

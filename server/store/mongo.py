@@ -121,6 +121,13 @@ class MongoBackend:
         except DuplicateKeyError:
             raise DuplicateKey(coll) from None
 
+    async def update_one_and_insert(
+        self, coll: str, flt: Filter, set_: Mapping[str, Any], doc: Doc
+    ) -> Doc | None:
+        before = await self.update_one(coll, flt, set_, return_doc="before")
+        await self.insert(coll, doc)
+        return before
+
     async def update_many(self, coll: str, flt: Filter, set_: Mapping[str, Any]) -> int:
         try:
             result = await self._db[coll].update_many(_filter(flt), {"$set": dict(set_)})

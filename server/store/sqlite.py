@@ -298,6 +298,22 @@ class SQLiteBackend:
 
         return await self._run(job)
 
+    async def update_one_and_insert(
+        self, coll: str, flt: Filter, set_: Mapping[str, Any], doc: Doc
+    ) -> Doc | None:
+        sql, params = self._select(coll, flt, None, 1)
+        insert_sql, row = self._insert_sql(coll), self._row(coll, doc)
+
+        def job(conn: sqlite3.Connection) -> Doc | None:
+            found = conn.execute(sql, params).fetchone()
+            before: Doc | None = loads(found[0]) if found else None
+            if before is not None:
+                self._apply(conn, coll, before, set_, None)
+            conn.execute(insert_sql, row)
+            return before
+
+        return await self._run(job)
+
     async def update_many(self, coll: str, flt: Filter, set_: Mapping[str, Any]) -> int:
         sql, params = self._select(coll, flt, None, None)
 

@@ -190,3 +190,33 @@ async def test_sqlite_reopen_keeps_data_and_schema_version(tmp_path: Path) -> No
         assert await second.meta_get("schema_version") == 1
     finally:
         await second.close()
+
+
+async def test_update_one_and_insert(db: Backend, backend_name: str) -> None:
+    base = {"account_id": "a", "user_id": "u"}
+    await db.insert("entries", {"_id": "e1", **base, "start": "1", "running": True})
+    before = await db.update_one_and_insert(
+        "entries",
+        {**base, "running": True},
+        {"running": False, "end": "2"},
+        {"_id": "e2", **base, "start": "2", "running": True},
+    )
+    assert before is not None and before["_id"] == "e1" and before["running"] is True
+    running = await db.find("entries", {**base, "running": True})
+    assert [e["_id"] for e in running] == ["e2"]
+    # Nothing to update: the insert still happens.
+    assert (
+        await db.update_one_and_insert(
+            "entries", {**base, "start": "none"}, {"end": "x"}, {"_id": "e3", **base, "start": "3"}
+        )
+        is None
+    )
+    assert await db.find_one("entries", {"_id": "e3"}) is not None
+    # A failing insert raises; on SQLite the update is undone with it.
+    with pytest.raises(DuplicateKey):
+        await db.update_one_and_insert(
+            "entries", {"_id": "e3"}, {"end": "changed"}, {"_id": "e2", **base, "start": "4"}
+        )
+    if backend_name == "sqlite":
+        e3 = await db.find_one("entries", {"_id": "e3"})
+        assert e3 is not None and "end" not in e3
