@@ -53,6 +53,9 @@ def serve(settings: Settings) -> None:
     from .app import create_app
 
     _setup_logging(settings.log_level)
+    # The database thread hands results back to the event loop; a shorter GIL switch
+    # interval than the default 5 ms keeps it from waiting behind a busy loop.
+    sys.setswitchinterval(0.001)
     app = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"
     db = "MongoDB" if settings.is_mongo else f"SQLite file {settings.sqlite_path}"

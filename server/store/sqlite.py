@@ -269,7 +269,9 @@ class SQLiteBackend:
             new.update(set_)
         for key, step in (inc or {}).items():
             new[key] = int(new.get(key) or 0) + step
-        cols = self._columns(coll)
+        # Only the columns whose value changes are written: SQLite rewrites the entries of
+        # every index on a column named in SET, changed or not.
+        cols = [c for c in self._columns(coll) if new.get(c) != doc.get(c)]
         assignments = ", ".join(["doc = ?", *(f'"{c}" = ?' for c in cols)])
         conn.execute(
             f'UPDATE "{coll}" SET {assignments} WHERE _id = ?',
