@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import os
 import shutil
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
