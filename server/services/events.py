@@ -60,26 +60,39 @@ class EventBus:
         return self._shared or (account_id, user_id) in self._subscribers
 
     async def publish(self, account_id: str, user_id: str, kind: str, data: Any) -> None:
-        if not self.wants(account_id, user_id):
+        await self.publish_many(account_id, [user_id], kind, data)
+
+    async def publish_many(
+        self, account_id: str, user_ids: list[str], kind: str, data: Any
+    ) -> None:
+        """The same event for several users, stored for other processes in one write."""
+        targets = [u for u in user_ids if self.wants(account_id, u)]
+        if not targets:
             return
         payload = dumps_str(data)
-        self._deliver(account_id, user_id, kind, payload)
-        if self._shared:
-            try:
-                await self._backend.insert(
-                    "events",
+        for user_id in targets:
+            self._deliver(account_id, user_id, kind, payload)
+        if not self._shared:
+            return
+        now = clock.now_iso()
+        try:
+            await self._backend.insert_many(
+                "events",
+                [
                     {
                         "_id": new_id(),
                         "account_id": account_id,
                         "user_id": user_id,
                         "type": kind,
                         "data": payload,
-                        "created_at": clock.now_iso(),
+                        "created_at": now,
                         "origin": self._origin,
-                    },
-                )
-            except Exception:
-                log.exception("could not store an event for other processes")
+                    }
+                    for user_id in targets
+                ],
+            )
+        except Exception:
+            log.exception("could not store an event for other processes")
 
     @contextlib.asynccontextmanager
     async def subscribe(

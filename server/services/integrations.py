@@ -756,8 +756,9 @@ class IntegrationService:
 
     async def _publish_tasks(self, account_id: str) -> None:
         users = await self._db.find("users", {"account_id": account_id, "active": True})
-        for user in users:
-            await self._events.publish(account_id, user["_id"], "tasks", {"changed": True})
+        await self._events.publish_many(
+            account_id, [u["_id"] for u in users], "tasks", {"changed": True}
+        )
 
     # -- scheduling -----------------------------------------------------------------
 
