@@ -425,3 +425,20 @@ async def test_rate_limited_provider_is_retried(admin_api: Api, fakes: Fakes) ->
     )
     sync = await last_sync(admin_api, "heyspace")
     assert sync["state"] == "succeeded" and sync["counts"]["created"] == 7
+
+
+async def test_a_finished_sync_tells_connected_clients(admin_api: Api, fakes: Fakes) -> None:
+    from tests.api.test_timer import read_events
+
+    heyspace_world(fakes.heyspace)
+    await admin_api.post(
+        "/api/v1/integrations/heyspace", {"email": HS_EMAIL, "password": HS_PASSWORD}
+    )
+    await last_sync(admin_api, "heyspace")
+    stream = await admin_api.client.get(
+        "/api/v1/events", headers={"Authorization": f"Bearer {admin_api.token}"}
+    )
+    assert (await read_events(stream, 1))[0][0] == "timer"
+    await force(admin_api, "heyspace")
+    assert await read_events(stream, 1) == [("tasks", {"changed": True})]
+    stream.close()
