@@ -5,24 +5,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from .jsonutil import dumps_str
 from .settings import Settings
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the request id where there is one."""
+    """One JSON object per line, with the request id where there is one. It runs for every
+    request (the access log), so the timestamp text is made once per second."""
+
+    _second = -1
+    _stamp = ""
+
+    def _time(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return self._stamp
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -33,10 +45,15 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["error"] = self.formatException(record.exc_info)
-        return json.dumps(payload)
+        return dumps_str(payload)
 
 
 def _setup_logging(level: str) -> None:
+    # Caller, thread and process lookups cost time on every record and are not logged.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
