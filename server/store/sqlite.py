@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,56 @@ from .base import (
 )
 
 T = TypeVar("T")
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _DatabaseThread:
+    """One thread that owns the connection and runs jobs in order.
+
+    Lighter than a one-worker ThreadPoolExecutor on the hot path: a job is a queue put and
+    one ``call_soon_threadsafe`` back, with no concurrent.futures Future (and its lock and
+    condition) in between."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]] | None
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            loop, future, fn = item
+            try:
+                result, error = fn(), None
+            except BaseException as exc:
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:
+                pass  # the loop closed while the job ran; nobody waits for the answer
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, fn))
+        return await future
+
+    async def stop(self) -> None:
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+
 
 SCHEMA_VERSION = 1
 _SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "real": "REAL", "bool": "INTEGER"}
@@ -52,7 +103,7 @@ class SQLiteBackend:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._worker = _DatabaseThread()
         self._conn: sqlite3.Connection | None = None
         self._fields: dict[str, tuple[str, ...]] = {}
 
@@ -76,7 +127,7 @@ class SQLiteBackend:
                 conn.rollback()
                 raise
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        return await self._worker.run(job)
 
     def _columns(self, coll: str) -> tuple[str, ...]:
         try:
@@ -140,7 +191,7 @@ class SQLiteBackend:
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn = conn
 
-        await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+        await self._worker.run(connect)
         await self._run(lambda conn: self._migrate(conn, specs))
 
     def _migrate(self, conn: sqlite3.Connection, specs: Sequence[CollectionSpec]) -> None:
@@ -190,8 +241,8 @@ class SQLiteBackend:
                 self._conn.close()
                 self._conn = None
 
-        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
-        self._pool.shutdown(wait=True)
+        await self._worker.run(shut)
+        await self._worker.stop()
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
