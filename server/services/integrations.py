@@ -645,6 +645,11 @@ class IntegrationService:
 
     async def apply_snapshot(self, integration: Doc, nodes: list[SnapshotNode]) -> Counts:
         account_id, service = integration["account_id"], integration["service"]
+        # The integration may have been unlinked while the snapshot was being fetched
+        # (possibly through another process): then nothing is applied.
+        current = await self._get(account_id, service)
+        if current["status"] in ("unlinked", "owner_missing"):
+            raise Conflict(f"the integration was {current['status'].replace('_', ' ')} meanwhile")
         root_id = await self._root(account_id, service)
         stored = await self._db.find(
             "tasks", {"account_id": account_id, "imported": True, "source_service": service}

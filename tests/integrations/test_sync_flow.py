@@ -442,3 +442,21 @@ async def test_a_finished_sync_tells_connected_clients(admin_api: Api, fakes: Fa
     await force(admin_api, "heyspace")
     assert await read_events(stream, 1) == [("tasks", {"changed": True})]
     stream.close()
+
+
+async def test_unlink_during_a_sync_keeps_the_tree_archived(admin_api: Api, fakes: Fakes) -> None:
+    ids = heyspace_world(fakes.heyspace)
+    await admin_api.post(
+        "/api/v1/integrations/heyspace", {"email": HS_EMAIL, "password": HS_PASSWORD}
+    )
+    await last_sync(admin_api, "heyspace")
+    fakes.heyspace.faults.slow(0.5, path=f"/api/projects/{ids['space']}/tasks", times=1)
+    _, started = await admin_api.post("/api/v1/integrations/heyspace/sync")
+    await asyncio.sleep(0.1)
+    assert (await admin_api.delete("/api/v1/integrations/heyspace"))[0] == 204
+    sync = await wait_sync(admin_api, "heyspace", started["sync_id"])
+    assert sync["state"] == "failed"
+    await asyncio.sleep(0.6)
+    assert await tasks_by_name(admin_api, archived=False) == {}
+    _, integrations = await admin_api.get("/api/v1/integrations")
+    assert integrations["items"][0]["status"] == "unlinked"
