@@ -41,39 +41,66 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+Job = Callable[[sqlite3.Connection], Any]
+Outcome = tuple[Any, BaseException | None]
+_Item = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], bool]
+MAX_BATCH = 64
+
+
 class _DatabaseThread:
     """One thread that owns the connection and runs jobs in order.
 
-    Lighter than a one-worker ThreadPoolExecutor on the hot path: a job is a queue put and
-    one ``call_soon_threadsafe`` back, with no concurrent.futures Future (and its lock and
-    condition) in between."""
+    Jobs that queue up while the thread is busy run as one batch: each in its own
+    savepoint (a failing job is undone alone), all under one commit. Under concurrent
+    writes this saves a commit per job; alone, a job is still committed before it is
+    answered. The hand-off is a queue put and one ``call_soon_threadsafe`` back."""
 
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]] | None
-        ] = queue.SimpleQueue()
+    def __init__(self, run_batch: Callable[[list[Job]], list[Outcome]]) -> None:
+        self._run_batch = run_batch
+        self._jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="sqlite", daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def _answer(item: _Item, result: Any, error: BaseException | None) -> None:
+        try:
+            item[0].call_soon_threadsafe(_settle, item[1], result, error)
+        except RuntimeError:
+            pass  # the loop closed while the job ran; nobody waits for the answer
+
     def _serve(self) -> None:
+        held: list[_Item | None] = []
         while True:
-            item = self._jobs.get()
+            item = held.pop() if held else self._jobs.get()
             if item is None:
                 return
-            loop, future, fn = item
+            if not item[3]:
+                try:
+                    self._answer(item, item[2](), None)
+                except BaseException as exc:
+                    self._answer(item, None, exc)
+                continue
+            batch = [item]
+            while len(batch) < MAX_BATCH:
+                try:
+                    following = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None or not following[3]:
+                    held.append(following)
+                    break
+                batch.append(following)
             try:
-                result, error = fn(), None
+                outcomes = self._run_batch([job[2] for job in batch])
             except BaseException as exc:
-                result, error = None, exc
-            try:
-                loop.call_soon_threadsafe(_settle, future, result, error)
-            except RuntimeError:
-                pass  # the loop closed while the job ran; nobody waits for the answer
+                outcomes = [(None, exc)] * len(batch)
+            for job, (result, error) in zip(batch, outcomes, strict=True):
+                self._answer(job, result, error)
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    async def run(self, fn: Callable[..., T], *, transactional: bool = True) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((loop, future, fn))
+        self._jobs.put((loop, future, fn, transactional))
         return await future
 
     async def stop(self) -> None:
@@ -103,31 +130,41 @@ class SQLiteBackend:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._worker = _DatabaseThread()
+        self._worker = _DatabaseThread(self._run_batch)
         self._conn: sqlite3.Connection | None = None
         self._fields: dict[str, tuple[str, ...]] = {}
 
     # -- plumbing -------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def job() -> T:
-            conn = self._conn
-            if conn is None:
-                raise StoreUnavailable("database is closed")
-            try:
-                result = fn(conn)
-                conn.commit()
-                return result
-            except sqlite3.IntegrityError as exc:
-                conn.rollback()
-                if "UNIQUE" in str(exc):
-                    raise DuplicateKey(str(exc)) from None
-                raise
-            except BaseException:
-                conn.rollback()
-                raise
+        result: T = await self._worker.run(fn)
+        return result
 
-        return await self._worker.run(job)
+    def _run_batch(self, jobs: list[Job]) -> list[Outcome]:
+        conn = self._conn
+        if conn is None:
+            return [(None, StoreUnavailable("database is closed"))] * len(jobs)
+        outcomes: list[Outcome] = []
+        conn.execute("BEGIN")
+        try:
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    outcomes.append((job(conn), None))
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO job")
+                    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+                        exc = DuplicateKey(str(exc))
+                    outcomes.append((None, exc))
+                finally:
+                    conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            # Nothing of the batch is kept: every job gets the error.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [(None, exc)] * len(jobs)
+        return outcomes
 
     def _columns(self, coll: str) -> tuple[str, ...]:
         try:
@@ -185,13 +222,16 @@ class SQLiteBackend:
         def connect() -> None:
             if self._path.parent and not self._path.parent.exists():
                 self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, check_same_thread=False, timeout=30)
+            # Autocommit mode: transactions are begun and committed by _run_batch.
+            conn = sqlite3.connect(
+                self._path, check_same_thread=False, timeout=30, isolation_level=None
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._conn = conn
 
-        await self._worker.run(connect)
+        await self._worker.run(connect, transactional=False)
         await self._run(lambda conn: self._migrate(conn, specs))
 
     def _migrate(self, conn: sqlite3.Connection, specs: Sequence[CollectionSpec]) -> None:
@@ -241,7 +281,7 @@ class SQLiteBackend:
                 self._conn.close()
                 self._conn = None
 
-        await self._worker.run(shut)
+        await self._worker.run(shut, transactional=False)
         await self._worker.stop()
 
     async def ping(self) -> None:
