@@ -220,3 +220,18 @@ async def test_update_one_and_insert(db: Backend, backend_name: str) -> None:
     if backend_name == "sqlite":
         e3 = await db.find_one("entries", {"_id": "e3"})
         assert e3 is not None and "end" not in e3
+
+
+async def test_concurrent_writes_fail_alone(db: Backend) -> None:
+    """Writes that arrive together (one SQLite transaction) succeed or fail one by one."""
+    await db.insert("tasks", task(1))
+    results = await asyncio.gather(
+        db.insert("tasks", task(2)),
+        db.insert("tasks", task(1)),
+        db.update_one_and_insert("tasks", {"_id": "t002"}, {"name": "changed"}, task(1)),
+        db.insert("tasks", task(3)),
+        return_exceptions=True,
+    )
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[1], DuplicateKey) and isinstance(results[2], DuplicateKey)
+    assert {d["_id"] for d in await db.find("tasks", {})} == {"t001", "t002", "t003"}
