@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
-from ..domain.errors import DomainError, NotFound, Unauthorized, ValidationFailed
+from ..domain.errors import DomainError, Unauthorized, ValidationFailed
 from ..jsonutil import JSONDecodeError, dumps, dumps_str, loads
 from ..keys import SERVICES, SETTINGS
 from ..services.container import Services
@@ -191,10 +191,6 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     return handler
 
 
-def _dumps(value: Any) -> str:
-    return dumps_str(value)
-
-
 # -- list envelope ------------------------------------------------------------------
 
 
@@ -245,7 +241,7 @@ def problem(
     }
     if request_id:
         body["request_id"] = request_id
-    return web.Response(status=status, text=_dumps(body), content_type=PROBLEM)
+    return web.Response(status=status, text=dumps_str(body), content_type=PROBLEM)
 
 
 _HTTP_CODES = {
@@ -362,7 +358,3 @@ def require_admin(ctx: Ctx) -> Principal:
     if not principal.is_admin:
         raise Forbidden("only admins may do this")
     return principal
-
-
-def not_found() -> NotFound:
-    return NotFound("not found")

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..domain.errors import RateLimited, Unauthorized, ValidationFailed
+from ..jsonutil import dumps_str
 from ..keys import SETTINGS
 from . import models as m
 from .core import (
@@ -430,7 +431,7 @@ async def events(ctx: Ctx) -> Any:
     async with ctx.services.events.subscribe(principal.account_id, principal.user_id) as queue:
         await response.prepare(request)
         running = await ctx.services.timer.running(principal)
-        await response.write(_sse("timer", web_json({"running": running})))
+        await response.write(_sse("timer", dumps_str({"running": running})))
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         next_check = loop.time() + TOKEN_RECHECK_S
@@ -455,12 +456,6 @@ async def events(ctx: Ctx) -> Any:
                 await response.write(_sse(kind, payload))
                 last_write = loop.time()
     return response
-
-
-def web_json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _sse(kind: str, payload: str) -> bytes:

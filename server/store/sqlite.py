@@ -113,10 +113,6 @@ _SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "real": "REAL", "bool": "INTEGER
 _COMPARE = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 
 
-def _dumps(doc: Mapping[str, Any]) -> str:
-    return dumps_str(doc)
-
-
 def _literal(value: bool | str | int) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -173,7 +169,7 @@ class SQLiteBackend:
             raise ValueError(f"unknown collection {coll!r}") from None
 
     def _row(self, coll: str, doc: Mapping[str, Any]) -> list[Any]:
-        return [doc["_id"], _dumps(doc), *(doc.get(c) for c in self._columns(coll))]
+        return [doc["_id"], dumps_str(doc), *(doc.get(c) for c in self._columns(coll))]
 
     def _where(self, coll: str, flt: Filter) -> tuple[str, list[Any]]:
         allowed = self._columns(coll)
@@ -366,7 +362,7 @@ class SQLiteBackend:
         assignments = ", ".join(["doc = ?", *(f'"{c}" = ?' for c in cols)])
         conn.execute(
             f'UPDATE "{coll}" SET {assignments} WHERE _id = ?',
-            [_dumps(new), *(new.get(c) for c in cols), new["_id"]],
+            [dumps_str(new), *(new.get(c) for c in cols), new["_id"]],
         )
         return new
 
@@ -437,7 +433,7 @@ class SQLiteBackend:
                 ):
                     doc = loads(raw)
                     doc.update(by_id[doc["_id"]])
-                    rows.append([_dumps(doc), *(doc.get(c) for c in cols), doc["_id"]])
+                    rows.append([dumps_str(doc), *(doc.get(c) for c in cols), doc["_id"]])
             conn.executemany(sql, rows)
 
         await self._run(job)
