@@ -19,6 +19,7 @@ from typing import Any
 from ..domain import clock
 from ..jsonutil import dumps_str
 from ..store.base import Backend
+from .background import cancel_and_wait
 from .ids import new_id, new_secret
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,7 @@ class EventBus:
             self._poller = asyncio.create_task(self._poll(), name="event-poll")
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await cancel_and_wait(self._poller)
 
     def _deliver(self, account_id: str, user_id: str, kind: str, payload: str) -> None:
         for queue in self._subscribers.get((account_id, user_id), ()):

@@ -31,6 +31,7 @@ from ..integrations.base import (
 from ..settings import Settings
 from ..store.base import Backend, Doc, DuplicateKey
 from .accounts import AccountService
+from .background import cancel_and_wait
 from .events import EventBus
 from .ids import new_id
 from .principal import Principal
@@ -426,10 +427,7 @@ class IntegrationService:
             raise Forbidden("only admins unlink tools")
         doc = await self._get(principal.account_id, service)
         task = self._running.pop(doc["_id"], None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._db.update_one(
             "integrations",
             {"_id": doc["_id"]},
@@ -772,13 +770,7 @@ class IntegrationService:
             self._scheduler = asyncio.create_task(self._schedule(), name="sync-scheduler")
 
     async def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
-        for task in list(self._running.values()):
-            task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await cancel_and_wait(self._scheduler, *self._running.values())
 
     async def run_due_syncs(self) -> int:
         due = await self._db.find(

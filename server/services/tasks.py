@@ -117,6 +117,15 @@ class TaskService:
         if tree.role(principal.user_id, False, task_id) != "manager":
             raise Forbidden("only admins and managers of this task may do this")
 
+    def _check_parent(self, tree: Tree, principal: Principal, parent_id: str | None) -> None:
+        """May the caller put a task under this parent (None: at the top level)?"""
+        if parent_id is None:
+            if not principal.is_admin:
+                raise Forbidden("only admins create top-level tasks")
+            return
+        self._visible_task(tree, principal, parent_id)
+        self._require_manager(tree, principal, parent_id)
+
     # -- reading --------------------------------------------------------------------
 
     async def list_tasks(
@@ -162,12 +171,7 @@ class TaskService:
         self, principal: Principal, name: str, parent_id: str | None
     ) -> dict[str, Any]:
         tree = await self.tree(principal.account_id)
-        if parent_id is None:
-            if not principal.is_admin:
-                raise Forbidden("only admins create top-level tasks")
-        else:
-            self._visible_task(tree, principal, parent_id)
-            self._require_manager(tree, principal, parent_id)
+        self._check_parent(tree, principal, parent_id)
         task_id = new_id()
         await self._db.insert(
             "tasks",
@@ -200,14 +204,11 @@ class TaskService:
             )
         if "parent_id" in changes:
             new_parent = changes["parent_id"]
-            if new_parent is None:
-                if not principal.is_admin:
-                    raise Forbidden("only admins create top-level tasks")
-            else:
-                self._visible_task(tree, principal, new_parent)
-                self._require_manager(tree, principal, new_parent)
-                if new_parent == task_id or task_id in tree.ancestors(new_parent):
-                    raise Conflict("a task cannot move under itself", code="tree_cycle")
+            self._check_parent(tree, principal, new_parent)
+            if new_parent is not None and (
+                new_parent == task_id or task_id in tree.ancestors(new_parent)
+            ):
+                raise Conflict("a task cannot move under itself", code="tree_cycle")
         if "keywords" in changes:
             changes["keywords"] = sorted({k.strip() for k in changes["keywords"] if k.strip()})
         if changes:
