@@ -172,6 +172,11 @@ class Resolution(BaseModel):
     path: list[str]
     trackable: bool
     archived: bool
+    my_total_s: int = Field(
+        ge=0,
+        description="The caller's tracked seconds on this task, all time; "
+        "a running entry counts up to now.",
+    )
 
 
 class ResolveOut(BaseModel):

@@ -361,6 +361,7 @@ class TaskService:
         )
         tree = await self.tree(principal.account_id)
         by_external = {t["source_external_id"]: t["_id"] for t in found}
+        totals = await self._my_totals(principal, list(by_external.values()))
         results: dict[str, dict[str, Any] | None] = {}
         for external_id in unique_ids:
             task_id = by_external.get(external_id)
@@ -378,8 +379,25 @@ class TaskService:
                 "path": list(tree.path(task_id)),
                 "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
                 "archived": archived,
+                "my_total_s": totals.get(task_id, 0),
             }
         return results
+
+    async def _my_totals(self, principal: Principal, task_ids: list[str]) -> dict[str, int]:
+        """The caller's tracked seconds per task, all time, the running entry up to now:
+        one aggregate query for the whole page, not one per button."""
+        if not task_ids:
+            return {}
+        return await self._db.sum_durations(
+            "entries",
+            {
+                "account_id": principal.account_id,
+                "user_id": principal.user_id,
+                "task_id": {"$in": task_ids},
+            },
+            group_by="task_id",
+            until=clock.now_iso(),
+        )
 
     async def match(self, principal: Principal, url: str) -> dict[str, Any] | None:
         tree = await self.tree(principal.account_id)

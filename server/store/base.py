@@ -75,6 +75,22 @@ class Backend(Protocol):
 
     async def count(self, coll: str, flt: Filter) -> int: ...
 
+    async def sum_durations(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        group_by: str,
+        until: str,
+        start: str = "start",
+        end: str = "end",
+    ) -> dict[Any, int]:
+        """Per value of ``group_by`` among the matching documents: the sum of each one's
+        whole seconds from ``start`` to ``end`` (timestamps as ``clock.iso`` writes them;
+        a missing ``end`` counts up to ``until``), computed in the database. Groups
+        without a matching document are absent."""
+        ...
+
     async def update_one(
         self,
         coll: str,

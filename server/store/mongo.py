@@ -94,6 +94,41 @@ class MongoBackend:
     async def count(self, coll: str, flt: Filter) -> int:
         return await self._db[coll].count_documents(_filter(flt))
 
+    async def sum_durations(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        group_by: str,
+        until: str,
+        start: str = "start",
+        end: str = "end",
+    ) -> dict[Any, int]:
+        stop: dict[str, Any] = {"$ifNull": [f"${end}", until]}
+
+        def millis(text: Any) -> dict[str, Any]:
+            # The stored text carries microseconds; dates hold milliseconds.
+            iso_ms = {"$concat": [{"$substrCP": [text, 0, 23]}, "Z"]}
+            return {"$dateFromString": {"dateString": iso_ms}}
+
+        def sub_millis(text: Any) -> dict[str, Any]:
+            return {"$toInt": {"$substrCP": [text, 23, 3]}}
+
+        micros = {
+            "$add": [
+                {"$multiply": [{"$subtract": [millis(stop), millis(f"${start}")]}, 1000]},
+                {"$subtract": [sub_millis(stop), sub_millis(f"${start}")]},
+            ]
+        }
+        seconds = {"$max": [0, {"$trunc": [{"$divide": [micros, 1_000_000]}, 0]}]}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": _filter(flt)},
+            {"$group": {"_id": f"${group_by}", "total": {"$sum": seconds}}},
+        ]
+        cursor = await self._db[coll].aggregate(pipeline)
+        rows = await cursor.to_list(None)
+        return {row["_id"]: int(row["total"]) for row in rows}
+
     async def update_one(
         self,
         coll: str,

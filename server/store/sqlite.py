@@ -343,6 +343,38 @@ class SQLiteBackend:
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
         return int(row[0])
 
+    async def sum_durations(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        group_by: str,
+        until: str,
+        start: str = "start",
+        end: str = "end",
+    ) -> dict[Any, int]:
+        allowed = self._columns(coll)
+        for name in (group_by, start, end):
+            if name not in allowed:
+                raise ValueError(f"{coll}.{name} is not a declared field")
+        where, params = self._where(coll, flt)
+        stop = f'COALESCE("{end}", ?)'
+        # Whole seconds from the epoch plus the six fractional digits, in integers: exact
+        # where julianday() arithmetic would round a boundary the wrong way.
+        micros = (
+            f"(CAST(strftime('%s', {stop}) AS INTEGER)"
+            f" - CAST(strftime('%s', \"{start}\") AS INTEGER)) * 1000000"
+            f" + CAST(substr({stop}, 21, 6) AS INTEGER)"
+            f' - CAST(substr("{start}", 21, 6) AS INTEGER)'
+        )
+        sql = (
+            f'SELECT "{group_by}", SUM(MAX(0, ({micros}) / 1000000)) FROM "{coll}"'
+            f' WHERE {where} GROUP BY "{group_by}"'
+        )
+        args = [until, until, *params]
+        rows = await self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return {row[0]: int(row[1]) for row in rows}
+
     def _apply(
         self,
         conn: sqlite3.Connection,
