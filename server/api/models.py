@@ -220,6 +220,8 @@ class StartBody(Body):
     note: Note = ""
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
+    # A replayed click: the entry starts here instead of at the server's clock.
+    at: Timestamp | None = None
 
 
 class StartOut(BaseModel):
@@ -229,6 +231,7 @@ class StartOut(BaseModel):
 
 class StopBody(Body):
     entry_id: Id | None = None
+    at: Timestamp | None = None
 
 
 class StopOut(BaseModel):
