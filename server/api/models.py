@@ -225,6 +225,8 @@ class StartBody(Body):
     note: Note = ""
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
+    # A replayed click: the entry starts here instead of at the server's clock.
+    at: Timestamp | None = None
 
 
 class StartOut(BaseModel):
@@ -234,6 +236,7 @@ class StartOut(BaseModel):
 
 class StopBody(Body):
     entry_id: Id | None = None
+    at: Timestamp | None = None
 
 
 class StopOut(BaseModel):

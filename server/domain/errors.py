@@ -23,8 +23,10 @@ class ValidationFailed(DomainError):
     code = "validation_error"
     title = "Validation error"
 
-    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(detail, errors=errors or [])
+    def __init__(
+        self, detail: str, errors: list[dict[str, str]] | None = None, *, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code, errors=errors or [])
 
 
 class Unauthorized(DomainError):

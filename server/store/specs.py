@@ -66,6 +66,11 @@ ENTRIES = CollectionSpec(
         "running": B,
         "pending_service": T,
         "pending_external_id": T,
+        # The digest of the Idempotency-Key of the start that created the entry, and of
+        # the stop that ended it: a replayed start or stop finds its entry by these.
+        "start_key": T,
+        "keyed": B,
+        "stop_key": T,
     },
     (
         Index(("account_id", "user_id", "start")),
@@ -73,12 +78,11 @@ ENTRIES = CollectionSpec(
         Index(("account_id", "pending_service", "pending_external_id")),
         # The database itself holds "at most one running timer per user".
         Index(("account_id", "user_id"), unique=True, partial={"running": True}),
+        # One entry per start Idempotency-Key, ever: the entry is its own idempotency
+        # record, so no half-written record can outlive a crash and block the key.
+        Index(("account_id", "start_key"), unique=True, partial={"keyed": True}),
+        Index(("account_id", "stop_key")),
     ),
-)
-IDEMPOTENCY = CollectionSpec(
-    "idempotency",
-    {"account_id": T, "user_id": T, "expires_at": T},
-    (Index(("account_id", "expires_at")),),
 )
 INTEGRATIONS = CollectionSpec(
     "integrations",
@@ -117,7 +121,6 @@ ALL = (
     TASKS,
     MEMBERS,
     ENTRIES,
-    IDEMPOTENCY,
     INTEGRATIONS,
     SYNCS,
     EVENTS,
