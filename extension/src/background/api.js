@@ -121,8 +121,8 @@ export class ServerClient {
     return this.request("POST", "/timer/start", body, { "Idempotency-Key": idempotencyKey });
   }
 
-  stop(entryId) {
-    return this.request("POST", "/timer/stop", entryId ? { entry_id: entryId } : {});
+  stop(body, idempotencyKey) {
+    return this.request("POST", "/timer/stop", body, { "Idempotency-Key": idempotencyKey });
   }
 
   updateEntry(entryId, changes) {
