@@ -65,9 +65,14 @@ chrome.alarms.onAlarm.addListener((alarm) => {
 chrome.storage.onChanged.addListener((changes, area) => {
   if (area === "local" && Object.hasOwn(changes, "settings")) void syncCustomHostScripts();
 });
-chrome.commands?.onCommand.addListener((command, tab) => {
-  if (command === "toggle-timer") void toggleTimer(tab);
-});
+function onCommand(command, tab) {
+  if (command === "toggle-timer") return toggleTimer(tab);
+  return Promise.resolve();
+}
+chrome.commands?.onCommand.addListener((command, tab) => void onCommand(command, tab));
+// Debugging hook (DevTools console, end-to-end tests): headless browsers have no
+// keyboard shortcuts, so `tasktimer.runCommand("toggle-timer")` runs the same path.
+globalThis.tasktimer = Object.freeze({ runCommand: (command) => onCommand(command, undefined) });
 
 
 // ---------------------------------------------------------------- message routing
@@ -542,8 +547,16 @@ async function toggleTimer(tab) {
 
 // ---------------------------------------------------------------- custom hosts
 
+// Settings changes and the options page both ask for a sync; they must not interleave.
+let hostSync = Promise.resolve();
+function syncCustomHostScripts() {
+  const run = hostSync.then(applyCustomHostScripts, applyCustomHostScripts);
+  hostSync = run.catch((err) => console.warn("Tasktimer: custom host scripts", err));
+  return run;
+}
+
 /** Registers content scripts for the custom hosts the user allowed; drops removed ones. */
-async function syncCustomHostScripts() {
+async function applyCustomHostScripts() {
   const { customHosts = [] } = await loadSettings();
   const wanted = new Map();
   for (const host of customHosts) {
