@@ -31,7 +31,7 @@
     "signed-out": ["Sign in", "Sign in to Tasktimer in the extension's options"],
     error: ["Retry", "Tasktimer could not check this item; click to retry"],
     queued: [
-      "⏳ Queued",
+      "Queued…",
       "The Tasktimer server cannot be reached: this click is kept and sent as soon as it answers.",
     ],
   };
