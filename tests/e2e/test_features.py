@@ -127,6 +127,48 @@ def test_offline_clicks_are_queued_and_replayed_once_with_the_click_time(
         assert worker_queue(browser) == []
 
 
+def test_a_start_whose_answer_was_lost_is_replayed_without_a_second_entry(
+    signed_in: Browser, backend: Backend, world: World
+) -> None:
+    item = world.items["asana"][4]
+    task_id = task_id_of(backend, item)
+    began = time.time()
+    page = signed_in.open_site("asana", f"/0/{ASANA_PROJECT}/board", world.items["asana"][3:5])
+    target = button(page, item)
+    expect(target).to_have_attribute("data-tasktimer-state", "start")
+    # The server gets the start and answers, but the answer never arrives (a dropped
+    # connection): the click is queued with the key already sent.
+    signed_in.worker.evaluate(
+        """() => {
+          const original = globalThis.fetch;
+          globalThis.__sentKeys = [];
+          let dropped = false;
+          globalThis.fetch = async (input, init) => {
+            const isStart = String(input).endsWith("/api/v1/timer/start");
+            if (isStart) globalThis.__sentKeys.push(init.headers["Idempotency-Key"]);
+            const response = await original(input, init);
+            if (isStart && !dropped) {
+              dropped = true;
+              throw new TypeError("Failed to fetch");
+            }
+            return response;
+          };
+        }"""
+    )
+    target.click()
+    expect(target).to_have_attribute("data-tasktimer-state", "stop", timeout=15_000)
+    # Replayed once (the server's timer event may show Stop before the replay lands).
+    deadline = time.monotonic() + 15
+    while worker_queue(signed_in) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker_queue(signed_in) == []
+    keys = signed_in.worker.evaluate("() => globalThis.__sentKeys")
+    assert len(keys) == 2 and keys[0] == keys[1], keys
+    entries = entries_of(backend, task_id, began)
+    assert len(entries) == 1, entries
+    assert running(backend)["id"] == entries[0]["id"]
+
+
 # ------------------------------------------------------------------------ worker restart
 
 

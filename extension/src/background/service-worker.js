@@ -78,7 +78,7 @@ globalThis.tasktimer = Object.freeze({ runCommand: (command) => onCommand(comman
 // ---------------------------------------------------------------- message routing
 
 /** Messages that only the extension's own pages (options, popup) may send. */
-const EXTENSION_PAGES_ONLY = new Set(["sign-in", "sign-out"]);
+const EXTENSION_PAGES_ONLY = new Set(["sign-in", "sign-out", "queued-actions", "sync-custom-hosts"]);
 
 const HANDLERS = {
   "get-state": getState,
