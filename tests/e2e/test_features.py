@@ -215,6 +215,16 @@ def test_service_worker_stopped_by_the_browser_while_a_timer_runs(
     expect(button(fresh, item)).to_have_attribute("data-tasktimer-state", "start")
     expect(button(page, item)).to_have_attribute("data-tasktimer-state", "start", timeout=2000)
     assert running(backend) is None
+    # The woken worker follows the server's event stream again: a timer started elsewhere
+    # reaches both tabs.
+    other = world.items["pivotaltracker"][1]
+    backend.api(
+        "POST",
+        "/timer/start",
+        {"service": other.service, "external_id": other.external_id, "created_with": "api"},
+    )
+    for tab in (page, fresh):
+        expect(button(tab, other)).to_have_attribute("data-tasktimer-state", "stop", timeout=5000)
 
 
 # ------------------------------------------------------------------------ keyboard
