@@ -83,7 +83,10 @@ def test_offline_clicks_are_queued_and_replayed_once_with_the_click_time(
             assert queue[0]["key"]
             popup = browser.popup()
             expect(popup.locator("[data-tasktimer-queued-action=start]")).to_have_count(1)
-            expect(popup.locator("[data-tasktimer-queue]")).to_contain_text(item.name)
+            # The item's own title, without our button's label.
+            expect(popup.locator("[data-tasktimer-queued-action]")).to_contain_text(
+                f"Start {item.name} — clicked"
+            )
             page.screenshot(path=str(ARTIFACTS / "offline-queued.png"))
             popup.screenshot(path=str(ARTIFACTS / "offline-popup.png"))
             page.wait_for_timeout(1500)  # the replay must keep the click's time, not its own

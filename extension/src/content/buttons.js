@@ -670,8 +670,14 @@
       return controller;
     },
     /** Last path segment / query helpers shared by the site files. */
+    /** An element's value or text, without the text of our own buttons inside it. */
     text(node) {
-      return node?.value ?? node?.textContent?.trim() ?? "";
+      if (!node) return "";
+      if (typeof node.value === "string") return node.value;
+      if (!node.querySelector?.(".tasktimer-button")) return node.textContent?.trim() ?? "";
+      const copy = node.cloneNode(true);
+      for (const ours of copy.querySelectorAll(".tasktimer-button")) ours.remove();
+      return copy.textContent.trim();
     },
     idAfterUnderscore(value) {
       const match = /_(\d+)$/.exec(value ?? "");
