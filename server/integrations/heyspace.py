@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from .base import (
+    ChangeState,
     Credentials,
     CredentialsSaver,
     ProviderAuthError,
@@ -40,6 +41,7 @@ from .http import (
     Params,
     ProviderHTTP,
     ProviderResponse,
+    RequestMeter,
     expires_at_from,
     paginate,
     token_grant,
@@ -128,10 +130,17 @@ class HeySpaceConnector:
         base_url: str,
         credentials: Credentials,
         saver: CredentialsSaver,
+        *,
+        meter: RequestMeter | None = None,
     ) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
         self._tokens = BearerTokens(credentials, self._refresh, saver, provider="HeySpace")
+        self._meter = meter or RequestMeter()
+
+    @property
+    def requests(self) -> int:
+        return self._meter.count
 
     @property
     def credentials(self) -> Credentials:
@@ -153,8 +162,14 @@ class HeySpaceConnector:
     async def _get(self, path: str, params: Params | None = None) -> ProviderResponse:
         url = f"{self._base}{path}"
         return await self._tokens.call(
-            lambda auth: self._http.get(url, params=params, headers=auth)
+            lambda auth: self._http.get(url, params=params, headers=auth, meter=self._meter)
         )
+
+    async def changes(
+        self, state: Mapping[str, Any] | None, *, budget: int
+    ) -> tuple[list[SnapshotNode], ChangeState]:
+        # Interim: the incremental check of this tool lands in the next commit.
+        raise ProviderError("incremental check not implemented yet")
 
     async def snapshot(self) -> AsyncIterator[SnapshotNode]:
         orgs = _items((await self._get("/users/self/organizations")).data, "organizations", "orgs")

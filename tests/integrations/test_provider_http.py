@@ -13,7 +13,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.integrations.base import ProviderAuthError, ProviderError, ProviderRateLimited
+from server.integrations.base import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderForbidden,
+    ProviderRateLimited,
+)
 from server.integrations.http import (
     BearerTokens,
     ProviderHTTP,
@@ -160,16 +165,17 @@ async def test_malformed_json_is_a_provider_error_without_retry(
     assert script.hits == 1
 
 
-async def test_401_and_403_are_auth_errors(
+async def test_401_is_an_auth_error_and_403_only_forbids_one_object(
     aiohttp_server: ServerFactory, http: ProviderHTTP
 ) -> None:
     script = Script(status(401), status(403))
     url = await serve(aiohttp_server, script)
     with pytest.raises(ProviderUnauthorized):
         await http.get(url)
-    with pytest.raises(ProviderAuthError) as info:
+    with pytest.raises(ProviderForbidden) as info:
         await http.get(url)
-    assert not isinstance(info.value, ProviderUnauthorized)
+    # A 403 says nothing about the credentials: it must not read as "re-authenticate".
+    assert not isinstance(info.value, ProviderAuthError)
     assert info.value.status == 403
     assert script.hits == 2
 
