@@ -107,6 +107,7 @@ async def test_heyspace_import_rules_pending_and_failures(admin_api: Api, fakes:
     assert HS_PASSWORD not in str(integration) and "credentials" not in integration
     sync = await last_sync(admin_api, "heyspace")
     assert sync["state"] == "succeeded"
+    requests = sync["counts"].pop("requests")
     assert sync["counts"] == {
         "created": 7,
         "updated": 0,
@@ -114,6 +115,11 @@ async def test_heyspace_import_rules_pending_and_failures(admin_api: Api, fakes:
         "removed": 0,
         "unchanged": 0,
     }
+    # Every provider request of the sync is counted (the fake counts what it answered;
+    # the login that checked the credentials came before the sync).
+    before = fakes.heyspace.faults.requests
+    counted = (await force(admin_api, "heyspace"))["counts"]["requests"]
+    assert requests > 0 and counted == fakes.heyspace.faults.requests - before
     tree = await tasks_by_name(admin_api)
     assert tree["Design"]["path"] == ["HeySpace", "Studio", "Website", "To do", "Design"]
     assert tree["Design"]["source"] == {
@@ -243,12 +249,18 @@ async def test_lifecycle_unlink_reenable_owner_missing_and_manual_decisions(
     await force(admin_api, "heyspace")
     _, visible = await user.get("/api/v1/tasks?trackable=true")
     assert [t["name"] for t in visible["items"]] == ["Design"]
-    # Join: a second force sync while one runs returns the same sync.
+    # A force sync while one runs queues one follow-up; further requests join it.
     fakes.heyspace.faults.slow(0.3, path=f"/api/projects/{ids['space']}/tasks", times=1)
     s1 = (await admin_api.post("/api/v1/integrations/heyspace/sync"))[1]["sync_id"]
     s2 = (await user.post("/api/v1/integrations/heyspace/sync"))[1]["sync_id"]
-    assert s1 == s2
-    await wait_sync(admin_api, "heyspace", s1)
+    s3 = (await admin_api.post("/api/v1/integrations/heyspace/sync"))[1]["sync_id"]
+    assert s1 != s2 and s2 == s3
+    queued = (await admin_api.get(f"/api/v1/integrations/heyspace/syncs/{s2}"))[1]
+    assert queued["state"] == "queued" and queued["started_at"] is None
+    first = await wait_sync(admin_api, "heyspace", s1)
+    follow_up = await wait_sync(admin_api, "heyspace", s2)
+    assert follow_up["state"] == "succeeded"
+    assert follow_up["started_at"] >= first["finished_at"]
     # Unlink: credentials forgotten, tree archived, entries kept.
     await admin_api.post(
         "/api/v1/entries",
