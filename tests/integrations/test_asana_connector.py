@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from server.integrations.asana import (
+    OFFSET_RESTARTS,
     AsanaConnector,
     asana_authorize_url,
     asana_exchange_code,
@@ -288,18 +289,20 @@ async def test_short_lived_tokens_refresh_during_a_snapshot(
     assert fake.state.tokens.refreshes >= 1
 
 
-async def test_expired_offset_mid_stream_is_an_error(
+async def test_an_offset_refused_every_time_fails_after_bounded_restarts(
     session: aiohttp.ClientSession, http: ProviderHTTP, fake: Fake, saver: Saved
 ) -> None:
     fake.state.generate(projects=1, sections_per_project=1, tasks=250)
     creds = await sign_in(session, http, fake)
-    fake.state.set_truncate_after(100)  # the offset of the second page has expired
+    fake.state.set_truncate_after(100)  # the offset of the second page always "expired"
     seen = []
     with pytest.raises(ProviderError) as info:
         async for node in make(http, fake, creds, saver).snapshot():
             seen.append(node)
     assert info.value.status == 400
-    assert sum(n.kind == "task" for n in seen) == 100
+    # The listing is read whole before anything of the project is yielded.
+    assert [n.kind for n in seen] == []
+    assert fake.state.offsets_refused == 1 + OFFSET_RESTARTS
 
 
 async def test_server_errors_mid_stream(
@@ -307,7 +310,7 @@ async def test_server_errors_mid_stream(
 ) -> None:
     fake.state.generate(projects=3, tasks=30)
     creds = await sign_in(session, http, fake)
-    fake.state.faults.fail_path("/sections", status=500, times=None)
+    fake.state.faults.fail_path("/tasks", status=500, times=None)
     with pytest.raises(ProviderError) as info:
         await collect(make(http, fake, creds, saver))
     assert info.value.status == 500
