@@ -34,6 +34,7 @@ from .background import cancel_and_wait
 from .events import EventBus
 from .ids import new_id
 from .principal import Principal
+from .sync_apply import BATCH as APPLY_BATCH
 from .sync_apply import ROOT_EXTERNAL_ID, Counts, SnapshotApply
 from .tasks import TaskService
 from .timer import TimerService
@@ -119,6 +120,8 @@ class IntegrationService:
         self._connector_factory = connector_factory
         self._check_credentials = check_credentials
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Nodes applied per batch (one bulk insert and one bulk update each).
+        self.apply_batch = APPLY_BATCH
         # The provider side (connectors, HTTP client) for flows such as Asana's OAuth.
         self.connectors: Any = None
         from .asana_flow import AsanaFlow
@@ -604,6 +607,7 @@ class IntegrationService:
             root_id,
             keywords_from_ids=bool((doc.get("settings") or {}).get("keywords_from_ids")),
             still_linked=still_linked,
+            batch=self.apply_batch,
         )
         await apply.load()
         return apply

@@ -5,60 +5,15 @@ Runs on both storage backends (small data sets, for the mongoeco wire server's s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from aiohttp.test_utils import TestServer
-
 from server.keys import SERVICES
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
-from tests.fakes import asana as fake_asana
 from tests.fakes import heyspace as fake_heyspace
-from tests.fakes import pivotal as fake_pivotal
+from tests.integrations.conftest import Fakes
 
 HS_EMAIL, HS_PASSWORD = "owner@heyspace.example", "hey-secret-password"
-
-
-@dataclass
-class Fakes:
-    heyspace: fake_heyspace.HeySpaceState
-    pivotal: fake_pivotal.PivotalState
-    asana: fake_asana.AsanaState
-    urls: dict[str, str]
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Fakes]:
-    states = (fake_heyspace.HeySpaceState(), fake_pivotal.PivotalState(), fake_asana.AsanaState())
-    servers = [
-        TestServer(module.create_app(state), host="127.0.0.1")  # type: ignore[attr-defined]
-        for module, state in zip((fake_heyspace, fake_pivotal, fake_asana), states, strict=True)
-    ]
-    for server in servers:
-        await server.start_server()
-    base = [str(s.make_url("")).rstrip("/") for s in servers]
-    urls = {
-        "heyspace_api_url": f"{base[0]}/api",
-        "pivotal_api_url": f"{base[1]}/services/v5",
-        "asana_api_url": f"{base[2]}/api/1.0",
-        "asana_oauth_url": f"{base[2]}/-",
-        "asana_client_id": fake_asana.CLIENT_ID,
-        "asana_client_secret": fake_asana.CLIENT_SECRET,
-    }
-    try:
-        yield Fakes(*states, urls=urls)
-    finally:
-        for server in servers:
-            await server.close()
-
-
-@pytest.fixture
-async def admin_api(make_client: Any, fakes: Fakes) -> Api:
-    client = await make_client(**fakes.urls)
-    return await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
 async def wait_sync(api: Api, service: str, sync_id: str) -> dict[str, Any]:
