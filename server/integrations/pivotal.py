@@ -10,6 +10,7 @@ announced total makes the snapshot incomplete rather than short.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .base import (
@@ -198,11 +199,20 @@ class PivotalConnector:
         return nodes
 
     async def snapshot(self) -> AsyncIterator[SnapshotNode]:
+        """Projects, each with its four lists and its stories. A project whose stories
+        are refused (403 other than a refused token) is yielded ``partial``: the sync
+        keeps what it has of it and completes the rest."""
         projects, _ = await self._projects()
         for project in projects:
-            for node in await self._project_nodes(project):
+            nodes = await self._project_nodes(project)
+            try:
+                stories = await self._stories(str(project["id"]))
+            except ProviderForbidden:
+                yield replace(nodes[0], partial=True)
+                continue
+            for node in nodes:
                 yield node
-            for story in await self._stories(str(project["id"])):
+            for story in stories:
                 yield _story_node(str(project["id"]), story)
 
     async def _stories(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
@@ -242,6 +252,11 @@ class PivotalConnector:
         projects as ``budget`` allows after the one ``/projects`` request that also finds
         new projects. A listing once started is read to its end (the pages of items that
         really changed), so a check with changes may spend a few requests more."""
+        start = self.requests
+
+        def left() -> int:
+            return budget - (self.requests - start)
+
         projects, resp = await self._projects()
         now = server_now(resp.headers)
         known: dict[str, Any] = dict((state or {}).get("projects") or {})
@@ -256,22 +271,32 @@ class PivotalConnector:
             project_id = str(project["id"])
             if project_id not in known:
                 # A new project: its nodes now, its stories through the normal path below.
-                if self.requests >= budget:
+                if left() <= 0:
                     continue
                 nodes.extend(await self._project_nodes(project))
                 known[project_id] = new_mark(EPOCH)
         known = {pid: known[pid] for pid in current if pid in known}
         ids = list(known)
         activity = {pid: str(mark["at"]) for pid, mark in known.items()}
-        chosen, cursor = pick_round(ids, activity, int(state.get("cursor") or 0), budget)
+        chosen, cursor = pick_round(ids, activity, int(state.get("cursor") or 0), left())
         for project_id in chosen:
-            if self.requests >= budget:
+            if left() <= 0:
                 break
             mark = known[project_id]
-            stories = await self._stories(project_id, updated_after=query_after(mark, OVERLAP_S))
+            try:
+                stories = await self._stories(
+                    project_id, updated_after=query_after(mark, OVERLAP_S)
+                )
+            except ProviderForbidden:
+                continue  # unreadable now: the full sync marks the project partial
             pairs = [(str(s["id"]), str(s.get("updated_at") or now)) for s in stories]
             fresh, known[project_id] = advance(mark, pairs, OVERLAP_S)
-            nodes.extend(_story_node(project_id, s) for s in stories if str(s["id"]) in fresh)
+            # Accepted stories are left to the full reconcile (acceptance removes them).
+            nodes.extend(
+                _story_node(project_id, s)
+                for s in stories
+                if str(s["id"]) in fresh and s.get("current_state") != "accepted"
+            )
         return nodes, {"projects": known, "cursor": cursor}
 
 
