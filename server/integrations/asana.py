@@ -487,7 +487,13 @@ class _Check:
                     "mark": new_mark(now),
                     "active": str(project.get("modified_at") or EPOCH),
                 }
-        return {"workspaces": workspaces, "projects": projects, "cursor": 0, "pending": []}
+        return {
+            "workspaces": workspaces,
+            "projects": projects,
+            "cursor": 0,
+            "relist": False,
+            "pending": [],
+        }
 
     async def run(self, state: Mapping[str, Any]) -> tuple[list[SnapshotNode], ChangeState]:
         workspaces: dict[str, Any] = dict(state.get("workspaces") or {})
@@ -513,15 +519,17 @@ class _Check:
             if ws["premium"] and self.left() > 0:
                 workspaces[workspace_id] = await self.search(workspace_id, ws)
         cursor = int(state.get("cursor") or 0)
+        relist = bool(state.get("relist", True))
         plain = [w for w, ws in workspaces.items() if not ws["premium"]]
         if plain:
-            cursor = await self.rotate(plain, cursor, pending)
+            cursor, relist = await self.rotate(plain, cursor, relist, pending)
         while pending and self.left() > 0:
             await self.subtasks_of(pending.pop(0))
         return _ordered(self.nodes), {
             "workspaces": workspaces,
             "projects": self.projects,
             "cursor": cursor,
+            "relist": relist,
             "pending": pending[:MAX_PENDING],
         }
 
@@ -557,8 +565,10 @@ class _Check:
                 return {"premium": True, "mark": mark}
             after = pairs[-1][1]
 
-    async def rotate(self, plain: list[str], cursor: int, pending: list[str]) -> int:
-        if cursor == 0:
+    async def rotate(
+        self, plain: list[str], cursor: int, relist: bool, pending: list[str]
+    ) -> tuple[int, bool]:
+        if relist:
             # Once per rotation: new projects (a project's modified_at does not change
             # when tasks are added, so only the list tells).
             for workspace_id in plain:
@@ -577,7 +587,7 @@ class _Check:
             g: max(str(p["mark"]["at"]), str(p.get("active") or EPOCH))
             for g, p in self.projects.items()
         }
-        chosen, cursor = pick_round(ids, activity, cursor, self.left())
+        chosen, cursor, wrapped = pick_round(ids, activity, cursor, self.left())
         for gid in chosen:
             if self.left() <= 0:
                 break
@@ -598,7 +608,7 @@ class _Check:
                     await self.add_task(project["ws"], task, gid)
                     if task.get("num_subtasks") and task["gid"] not in pending:
                         pending.append(task["gid"])
-        return cursor
+        return cursor, wrapped
 
     def add_project(self, workspace_id: str, project: Mapping[str, Any]) -> None:
         node = _project_node(workspace_id, project)

@@ -72,15 +72,16 @@ def advance(
 
 def pick_round(
     ids: Sequence[str], activity: Mapping[str, str], cursor: int, n: int
-) -> tuple[list[str], int]:
+) -> tuple[list[str], int, bool]:
     """Choose ``n`` of ``ids`` to check now: the most recently active half first (by the
     ISO time in ``activity``), the rest by rotating ``cursor`` through all of them, so every
     project is checked within ``len(ids) / (n / 2)`` rounds whatever the activity.
-    Returns the chosen ids and the next cursor."""
+    Returns the chosen ids, the next cursor and whether the rotation went round (the
+    moment to look for new projects)."""
     if n <= 0 or not ids:
-        return [], cursor
+        return [], cursor, not ids
     if n >= len(ids):
-        return list(ids), 0
+        return list(ids), 0, True
     hot_n = n // 2
     by_activity = sorted(ids, key=lambda i: activity.get(i, EPOCH), reverse=True)
     chosen: list[str] = by_activity[:hot_n]
@@ -93,4 +94,4 @@ def pick_round(
         if candidate not in taken:
             chosen.append(candidate)
             taken.add(candidate)
-    return chosen, (cursor + steps) % len(ids)
+    return chosen, (cursor + steps) % len(ids), cursor + steps >= len(ids)

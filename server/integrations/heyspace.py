@@ -240,24 +240,24 @@ class HeySpaceConnector:
                 for project in await self._spaces(str(org["id"])):
                     if not project.get("isArchived"):
                         spaces[str(project["id"])] = _space_state(str(org["id"]), None)
-            return [], {"spaces": spaces, "cursor": 0}
+            return [], {"spaces": spaces, "cursor": 0, "relist": False}
         spaces = {k: dict(v) for k, v in (state.get("spaces") or {}).items()}
         cursor = int(state.get("cursor") or 0)
         nodes: dict[str, SnapshotNode] = {}
-        if cursor == 0 and left() > 0:
+        if state.get("relist", True) and left() > 0:
             await self._new_spaces(spaces, nodes, left)
         units = [f"{sid}|{n}" for sid, sp in spaces.items() for n in range(len(sp["pages"]) or 1)]
         activity = {
             f"{sid}|{max(len(sp['pages']) - 1, 0)}": str(sp.get("active") or EPOCH)
             for sid, sp in spaces.items()
         }
-        chosen, cursor = pick_round(units, activity, cursor, left())
+        chosen, cursor, wrapped = pick_round(units, activity, cursor, left())
         for unit in chosen:
             if left() <= 0:
                 break
             space_id, _, number = unit.partition("|")
             await self._check_page(space_id, int(number), spaces[space_id], nodes, left)
-        return list(nodes.values()), {"spaces": spaces, "cursor": cursor}
+        return list(nodes.values()), {"spaces": spaces, "cursor": cursor, "relist": wrapped}
 
     async def _new_spaces(
         self, spaces: dict[str, Any], nodes: dict[str, SnapshotNode], left: Callable[[], int]

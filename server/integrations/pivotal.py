@@ -278,7 +278,7 @@ class PivotalConnector:
         known = {pid: known[pid] for pid in current if pid in known}
         ids = list(known)
         activity = {pid: str(mark["at"]) for pid, mark in known.items()}
-        chosen, cursor = pick_round(ids, activity, int(state.get("cursor") or 0), left())
+        chosen, cursor, _ = pick_round(ids, activity, int(state.get("cursor") or 0), left())
         for project_id in chosen:
             if left() <= 0:
                 break
