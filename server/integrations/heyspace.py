@@ -239,13 +239,16 @@ class HeySpaceConnector:
             for org in await self._orgs():
                 for project in await self._spaces(str(org["id"])):
                     if not project.get("isArchived"):
-                        spaces[str(project["id"])] = _space_state(str(org["id"]), None)
+                        spaces[str(project["id"])] = _space_state(str(org["id"]))
             return [], {"spaces": spaces, "cursor": 0, "relist": False}
         spaces = {k: dict(v) for k, v in (state.get("spaces") or {}).items()}
         cursor = int(state.get("cursor") or 0)
         nodes: dict[str, SnapshotNode] = {}
         if state.get("relist", True) and left() > 0:
             await self._new_spaces(spaces, nodes, left)
+        for space_id, space in spaces.items():
+            if space.get("lists") is None and left() > 0:
+                await self._read_lists(space_id, space, nodes)
         units = [f"{sid}|{n}" for sid, sp in spaces.items() for n in range(len(sp["pages"]) or 1)]
         activity = {
             f"{sid}|{max(len(sp['pages']) - 1, 0)}": str(sp.get("active") or EPOCH)
@@ -274,9 +277,19 @@ class HeySpaceConnector:
                     continue
                 nodes.setdefault(org_id, _org_node(org))
                 nodes[project_id] = _space_node(org_id, project)
-                spaces[project_id] = _space_state(org_id, None)
+                spaces[project_id] = _space_state(org_id)
         for gone in set(spaces) - listed:
             del spaces[gone]
+
+    async def _read_lists(
+        self, space_id: str, space: dict[str, Any], nodes: dict[str, SnapshotNode]
+    ) -> None:
+        known: list[str] = []
+        for lst in await self._lists(space_id):
+            known.append(str(lst["id"]))
+            if _state(lst) == "active":
+                nodes[str(lst["id"])] = _list_node(str(space["org"]), space_id, lst)
+        space["lists"] = known
 
     async def _check_page(
         self,
@@ -288,18 +301,19 @@ class HeySpaceConnector:
     ) -> None:
         pages: list[str] = list(space["pages"])
         cards, more = await self._card_page(space_id, number + 1)
-        digest = _digest(cards)
+        digest = _digest(cards, more)
         if number < len(pages) and pages[number] == digest:
             return
         org_id = str(space["org"])
+        if space.get("lists") is None:
+            return  # its lists could not be read yet: this page waits for its next turn
         known_lists = set(space.get("lists") or [])
-        if any(str(c.get("taskListId") or "") not in known_lists for c in cards) and left() > 0:
-            for lst in await self._lists(space_id):
-                list_id = str(lst["id"])
-                if list_id not in known_lists and _state(lst) == "active":
-                    nodes[list_id] = _list_node(org_id, space_id, lst)
-                known_lists.add(list_id)
-            space["lists"] = sorted(known_lists)
+        if any(str(c.get("taskListId") or "") not in known_lists for c in cards):
+            # A list we have not seen: the next check reads the space's lists first, and
+            # this page again in its turn (its digest is not recorded).
+            space["lists"] = None
+            space["active"] = iso_ts(datetime.now(UTC))
+            return
         for card in cards:
             node = _card_node(org_id, space_id, card, known_lists)
             if node.state in ("active", "completed"):
@@ -316,13 +330,16 @@ class HeySpaceConnector:
         space["active"] = iso_ts(datetime.now(UTC))
 
 
-def _space_state(org_id: str, lists: list[str] | None) -> dict[str, Any]:
-    return {"org": org_id, "pages": [], "lists": lists or [], "active": EPOCH}
+def _space_state(org_id: str) -> dict[str, Any]:
+    """A space as a check remembers it: a digest per card page, its list ids (None: to be
+    read before its pages), and when a change was last seen in it."""
+    return {"org": org_id, "pages": [], "lists": None, "active": EPOCH}
 
 
-def _digest(cards: list[dict[str, Any]]) -> str:
-    """What a page shows of its cards, in 12 hex digits."""
+def _digest(cards: list[dict[str, Any]], more: bool) -> str:
+    """What a page shows of its cards (and whether more follow), in 12 hex digits."""
     h = hashlib.blake2b(digest_size=6)
+    h.update(b"more" if more else b"last")
     for c in cards:
         h.update(
             repr(

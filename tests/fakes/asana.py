@@ -851,7 +851,14 @@ def create_app(state: AsanaState | None = None) -> web.Application:
 def _build(args: argparse.Namespace) -> tuple[web.Application, str, list[str]]:
     state = AsanaState()
     state.add_user("owner@example.com", "Owner")
-    counts = state.generate(projects=args.projects, tasks=args.tasks)
+    counts = state.generate(
+        projects=args.projects,
+        tasks=args.tasks,
+        subtask_every=args.subtask_every,
+        multi_home_every=args.multi_home_every,
+        multi_home_subtask_every=args.multi_home_subtask_every,
+        premium=args.premium,
+    )
     notes = [
         f"OAuth base: <url>{OAUTH}",
         f"client_id={state.client_id} client_secret={state.client_secret}",
@@ -863,6 +870,10 @@ def _build(args: argparse.Namespace) -> tuple[web.Application, str, list[str]]:
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--projects", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--subtask-every", type=int, default=0)
+    parser.add_argument("--multi-home-every", type=int, default=0)
+    parser.add_argument("--multi-home-subtask-every", type=int, default=0)
+    parser.add_argument("--premium", action="store_true", help="workspaces have the search API")
 
 
 if __name__ == "__main__":
