@@ -23,8 +23,10 @@ here, in one place, so it can be corrected in one place when the real API disagr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +36,7 @@ from .base import (
     CredentialsSaver,
     ProviderAuthError,
     ProviderError,
+    ProviderForbidden,
     Service,
     SnapshotNode,
     UpstreamState,
@@ -198,18 +201,27 @@ class HeySpaceConnector:
                     yield node
 
     async def _space(self, org_id: str, project: Mapping[str, Any]) -> AsyncIterator[SnapshotNode]:
+        """A space with its lists and cards, all read before any is yielded: a space that
+        answers 403 is yielded ``partial`` and the sync keeps what it has of it."""
         project_id = str(project["id"])
-        yield _space_node(org_id, project)
-        list_ids: set[str] = set()
-        for lst in await self._lists(project_id):
-            list_ids.add(str(lst["id"]))
+        space = _space_node(org_id, project)
+        try:
+            lists = await self._lists(project_id)
+            cards: list[dict[str, Any]] = []
+            page, more = 1, True
+            while more:
+                found, more = await self._card_page(project_id, page)
+                cards.extend(found)
+                page += 1
+        except ProviderForbidden:
+            yield replace(space, partial=True)
+            return
+        yield space
+        list_ids = {str(lst["id"]) for lst in lists}
+        for lst in lists:
             yield _list_node(org_id, project_id, lst)
-        page, more = 1, True
-        while more:
-            cards, more = await self._card_page(project_id, page)
-            for task in cards:
-                yield _card_node(org_id, project_id, task, list_ids)
-            page += 1
+        for task in cards:
+            yield _card_node(org_id, project_id, task, list_ids)
 
     # -- incremental checks ----------------------------------------------------------------
 
@@ -248,7 +260,8 @@ class HeySpaceConnector:
             await self._new_spaces(spaces, nodes, left)
         for space_id, space in spaces.items():
             if space.get("lists") is None and left() > 0:
-                await self._read_lists(space_id, space, nodes)
+                with contextlib.suppress(ProviderForbidden):  # the full sync marks it partial
+                    await self._read_lists(space_id, space, nodes)
         units = [f"{sid}|{n}" for sid, sp in spaces.items() for n in range(len(sp["pages"]) or 1)]
         activity = {
             f"{sid}|{max(len(sp['pages']) - 1, 0)}": str(sp.get("active") or EPOCH)
@@ -259,7 +272,8 @@ class HeySpaceConnector:
             if left() <= 0:
                 break
             space_id, _, number = unit.partition("|")
-            await self._check_page(space_id, int(number), spaces[space_id], nodes, left)
+            with contextlib.suppress(ProviderForbidden):
+                await self._check_page(space_id, int(number), spaces[space_id], nodes, left)
         return list(nodes.values()), {"spaces": spaces, "cursor": cursor, "relist": wrapped}
 
     async def _new_spaces(

@@ -153,7 +153,27 @@ async def test_failure_mid_stream_raises_after_partial_output(
         async for node in connector.snapshot():
             seen.append(node)
     assert info.value.status == 500
-    assert [n.kind for n in seen] == ["workspace", "space", "list", "list", "list", "list"]
+    # A space is read whole before it is yielded: nothing of it came out.
+    assert [n.kind for n in seen] == ["workspace"]
+
+
+async def test_one_forbidden_space_is_partial_and_the_rest_complete(
+    http: ProviderHTTP, base: str, state: HeySpaceState, saver: Saved
+) -> None:
+    state.generate(spaces=3, lists_per_space=1, cards=30)
+    closed = list(state.projects)[1]
+    state.forbid(closed)
+    nodes = await collect(await connect(http, base, saver))
+    by_id = assert_tree(nodes)
+    assert by_id[closed].partial and sum(n.partial for n in nodes) == 1
+    assert not any(n.parent_external_id == closed for n in nodes)
+    assert sum(n.kind == "card" for n in nodes) == 20
+    # The incremental check skips it too instead of failing.
+    c = await connect(http, base, saver)
+    _, cstate = await c.changes(None, budget=10)
+    for _ in range(3):
+        c = await connect(http, base, saver)
+        _, cstate = await c.changes(cstate, budget=10)
 
 
 async def test_truncated_card_paging_is_an_error(
