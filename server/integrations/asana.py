@@ -263,17 +263,15 @@ class AsanaConnector:
                 yield item
 
     async def list_workspaces(self) -> list[dict[str, str]]:
-        return [
-            {"id": ws["gid"], "name": str(ws.get("name") or "")}
-            async for ws in self._each("/workspaces", {"opt_fields": "name"}, "workspaces")
-        ]
+        found = await self._all("/workspaces", {"opt_fields": "name"}, "workspaces")
+        return [{"id": ws["gid"], "name": str(ws.get("name") or "")} for ws in found]
 
     async def list_users(self, workspace_ids: Iterable[str]) -> list[dict[str, str]]:
         """Users of the given workspaces with an e-mail address, once per address."""
         users: dict[str, dict[str, str]] = {}
         for workspace_id in workspace_ids:
             params = {"workspace": workspace_id, "opt_fields": "email,name"}
-            async for user in self._each("/users", params, "users"):
+            for user in await self._all("/users", params, "users"):
                 email = user.get("email")
                 if isinstance(email, str) and email.strip():
                     key = email.strip().lower()

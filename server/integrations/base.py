@@ -108,8 +108,11 @@ class Connector(Protocol):
         ``state`` (parents before children; a node's parent is either in the list or was
         imported before), and the new opaque, JSON-serialisable state to pass next time.
 
-        ``state=None`` returns ``([], baseline)`` for a few requests. ``budget`` is the most
-        provider requests this call may send; work left over is carried in the state. It
-        never reports that an item is gone: only a full snapshot decides that, so the
-        service only upserts what this returns."""
+        ``state=None`` returns ``([], baseline)`` for a few requests; take it before a full
+        snapshot (with the same connector), so nothing changed during the snapshot is
+        missed and a connector may complete the baseline from what the snapshot read.
+        ``budget`` is the most provider requests this call may send (a listing it started
+        is read to its end); work left over is carried in the state. It reports only items
+        that are active upstream, never that an item is gone, completed or archived: only a
+        full snapshot decides that, so the service only upserts what this returns."""
         ...

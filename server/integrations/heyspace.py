@@ -142,6 +142,9 @@ class HeySpaceConnector:
         self._base = base_url.rstrip("/")
         self._tokens = BearerTokens(credentials, self._refresh, saver, provider="HeySpace")
         self._meter = meter or RequestMeter()
+        # The baseline this connector's changes(None) returned: a snapshot run afterwards
+        # fills in the page digests and lists it read (see changes()).
+        self._baseline: dict[str, Any] | None = None
 
     @property
     def requests(self) -> int:
@@ -208,14 +211,19 @@ class HeySpaceConnector:
         try:
             lists = await self._lists(project_id)
             cards: list[dict[str, Any]] = []
+            digests: list[str] = []
             page, more = 1, True
             while more:
                 found, more = await self._card_page(project_id, page)
                 cards.extend(found)
+                digests.append(_digest(found, more))
                 page += 1
         except ProviderForbidden:
             yield replace(space, partial=True)
             return
+        baseline = (self._baseline or {}).get("spaces", {}).get(project_id)
+        if baseline is not None:
+            baseline.update(pages=digests, lists=[str(lst["id"]) for lst in lists])
         yield space
         list_ids = {str(lst["id"]) for lst in lists}
         for lst in lists:
@@ -240,7 +248,13 @@ class HeySpaceConnector:
         digest per page (about 2 KB per 10,000 cards).
 
         Only active and completed cards are reported; archiving stays the full reconcile's
-        decision."""
+        decision.
+
+        A baseline taken before a full snapshot by the same connector is completed by that
+        snapshot with the digests of the pages it imported (the service stores the
+        baseline once the snapshot has been applied), so the checks after a full sync
+        report only what changed since; without it, the first round reports each card
+        once."""
         start = self.requests
 
         def left() -> int:
@@ -252,7 +266,8 @@ class HeySpaceConnector:
                 for project in await self._spaces(str(org["id"])):
                     if not project.get("isArchived"):
                         spaces[str(project["id"])] = _space_state(str(org["id"]))
-            return [], {"spaces": spaces, "cursor": 0, "relist": False}
+            self._baseline = {"spaces": spaces, "cursor": 0, "relist": False}
+            return [], self._baseline
         spaces = {k: dict(v) for k, v in (state.get("spaces") or {}).items()}
         cursor = int(state.get("cursor") or 0)
         nodes: dict[str, SnapshotNode] = {}

@@ -275,3 +275,23 @@ async def test_changes_find_new_spaces_when_the_rotation_goes_round(
             break
     assert found[space].parent_external_id == org
     assert found[card].parent_external_id == lst
+
+
+async def test_a_snapshot_after_the_baseline_completes_it(
+    http: ProviderHTTP, base: str, state: HeySpaceState, saver: Saved
+) -> None:
+    state.generate(spaces=2, lists_per_space=2, cards=400)
+    c = await connect(http, base, saver)
+    nodes, cstate = await c.changes(None, budget=4)  # as the service does: before the sync
+    assert len(await collect(c)) == 1 + 2 + 4 + 400
+    cstate = json.loads(json.dumps(cstate))  # stored after the snapshot was applied
+    for _ in range(4):
+        nodes, cstate, spent = await run_check(http, base, saver, cstate, 4)
+        assert nodes == [] and spent <= 4  # nothing re-reported after a full sync
+    space = next(iter(state.projects))
+    card = state.add_card(next(iter(state.lists)), "New after the sync")
+    found: set[str] = set()
+    for _ in range(4):
+        nodes, cstate, _ = await run_check(http, base, saver, cstate, 4)
+        found |= {n.external_id for n in nodes}
+    assert card in found and space not in found
