@@ -113,6 +113,7 @@ class Connector(Protocol):
         missed and a connector may complete the baseline from what the snapshot read.
         ``budget`` is the most provider requests this call may send (a listing it started
         is read to its end); work left over is carried in the state. It reports only items
-        that are active upstream, never that an item is gone, completed or archived: only a
-        full snapshot decides that, so the service only upserts what this returns."""
+        that stay active in Tasktimer (state "active"; HeySpace also "completed"), never
+        that an item is gone, archived, deleted, or an Asana/Pivotal completion: only a
+        full snapshot decides those, so the service only upserts what this returns."""
         ...
