@@ -679,3 +679,21 @@ async def test_a_no_change_check_costs_at_most_two_percent_of_a_full_sync(
         assert spent <= budget
         if premium:
             assert spent == 1
+
+
+async def test_changes_place_a_new_multi_homed_subtask_under_its_parent_once(
+    session: aiohttp.ClientSession, http: ProviderHTTP, fake: Fake
+) -> None:
+    s = fake.state
+    s.generate(projects=2, sections_per_project=1, tasks=10)
+    creds = await sign_in(session, http, fake)
+    _, state, _ = await check(http, fake, creds, None, 10)
+    project = next(iter(s.projects))
+    parent = next(iter(s.project_tasks[project]))
+    sub = s.add_subtask(parent, "New and also in the project")
+    s.add_to_project(sub, project)
+    nodes, state, spent = await check(http, fake, creds, state, 10)
+    by_id = assert_batch(nodes)
+    assert [n.external_id for n in nodes].count(sub) == 1
+    assert (by_id[sub].kind, by_id[sub].parent_external_id) == ("subtask", parent)
+    assert spent <= 10
