@@ -628,9 +628,17 @@ class _Check:
         homes = [
             _gid(m.get("project")) for m in task.get("memberships") or () if isinstance(m, dict)
         ]
-        project_id = in_project or next(
-            (h for h in homes if h is not None and h in self.projects), None
-        )
+        # A task in several projects goes where the full snapshot files it: under the
+        # first of its projects in Asana's listing order (the order of self.projects).
+        known = [h for h in homes if h is not None and h in self.projects]
+        project_id: str | None
+        if len(known) > 1:
+            order = {gid: i for i, gid in enumerate(self.projects)}
+            project_id = min(known, key=order.__getitem__)
+        elif known:
+            project_id = known[0]
+        else:
+            project_id = in_project
         if project_id is None and parent is None:
             new = next((h for h in homes if h is not None), None)
             if new is None:

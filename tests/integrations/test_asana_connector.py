@@ -697,3 +697,22 @@ async def test_changes_place_a_new_multi_homed_subtask_under_its_parent_once(
     assert [n.external_id for n in nodes].count(sub) == 1
     assert (by_id[sub].kind, by_id[sub].parent_external_id) == ("subtask", parent)
     assert spent <= 10
+
+
+@pytest.mark.parametrize("premium", [True, False])
+async def test_changes_file_a_multi_homed_task_where_the_snapshot_does(
+    session: aiohttp.ClientSession, http: ProviderHTTP, fake: Fake, saver: Saved, premium: bool
+) -> None:
+    s = fake.state
+    ws = s.add_workspace("Acme")
+    first, second = s.add_project(ws, "First"), s.add_project(ws, "Second")
+    if premium:
+        s.set_premium(ws)
+    creds = await sign_in(session, http, fake)
+    _, state, _ = await check(http, fake, creds, None, 10)
+    task = s.add_task(second, "In both")
+    s.add_to_project(task, first)
+    nodes, state, _ = await check(http, fake, creds, state, 10)
+    snapshot = {n.external_id: n for n in await collect(make(http, fake, creds, saver))}
+    assert [n.parent_external_id for n in nodes if n.external_id == task] == [first]
+    assert snapshot[task].parent_external_id == first
