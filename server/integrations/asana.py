@@ -66,6 +66,8 @@ MAX_PENDING = 500
 
 
 def task_url(project_gid: str, task_gid: str) -> str:
+    """A task's page; ``0`` as the project opens a task in no particular project (used
+    for subtasks, whose project a check may not know: the same URL from every path)."""
     return f"{WEB_URL}/0/{project_gid}/{task_gid}"
 
 
@@ -496,7 +498,8 @@ class _Check:
     async def run(self, state: Mapping[str, Any]) -> tuple[list[SnapshotNode], ChangeState]:
         workspaces: dict[str, Any] = dict(state.get("workspaces") or {})
         self.projects: dict[str, Any] = dict(state.get("projects") or {})
-        pending: list[str] = list(state.get("pending") or [])
+        # [task gid, workspace gid] of changed tasks whose subtasks are still to be read.
+        pending: list[list[str]] = [list(p) for p in state.get("pending") or []]
         selected = self.c._selected
         for workspace_id in list(workspaces):
             if selected is not None and workspace_id not in selected:
@@ -522,7 +525,7 @@ class _Check:
         if plain:
             cursor, relist = await self.rotate(plain, cursor, relist, pending)
         while pending and self.left() > 0:
-            await self.subtasks_of(pending.pop(0))
+            await self.subtasks_of(*pending.pop(0))
         return _ordered(self.nodes), {
             "workspaces": workspaces,
             "projects": self.projects,
@@ -564,7 +567,7 @@ class _Check:
             after = pairs[-1][1]
 
     async def rotate(
-        self, plain: list[str], cursor: int, relist: bool, pending: list[str]
+        self, plain: list[str], cursor: int, relist: bool, pending: list[list[str]]
     ) -> tuple[int, bool]:
         if relist:
             # Once per rotation: new projects (a project's modified_at does not change
@@ -604,8 +607,9 @@ class _Check:
             for task in found:
                 if task["gid"] in fresh:
                     await self.add_task(project["ws"], task, gid)
-                    if task.get("num_subtasks") and task["gid"] not in pending:
-                        pending.append(task["gid"])
+                    entry = [task["gid"], project["ws"]]
+                    if task.get("num_subtasks") and entry not in pending:
+                        pending.append(entry)
         return cursor, wrapped
 
     def add_project(self, workspace_id: str, project: Mapping[str, Any]) -> None:
@@ -670,21 +674,16 @@ class _Check:
         url_project = project_id or "0"
         self.nodes[task["gid"]] = _task_node(workspace_id, url_project, home, task, kind)
 
-    async def subtasks_of(self, task_id: str) -> None:
-        parent = self.nodes.get(task_id)
+    async def subtasks_of(self, task_id: str, workspace_id: str) -> None:
         try:
             subs = await self.c._all(
                 f"/tasks/{task_id}/subtasks", {"opt_fields": SUBTASK_FIELDS}, "subtasks"
             )
         except (ProviderForbidden, _NotFound):
             return
-        project_id = _project_of_url(parent.url) if parent and parent.url else "0"
-        workspace_id = parent.workspace_id if parent else None
         for sub in subs:
             if not sub.get("completed") and sub["gid"] not in self.nodes:
-                self.nodes[sub["gid"]] = _task_node(
-                    workspace_id, project_id, task_id, sub, "subtask"
-                )
+                self.nodes[sub["gid"]] = _task_node(workspace_id, "0", task_id, sub, "subtask")
 
 
 def _ordered(nodes: Mapping[str, SnapshotNode]) -> list[SnapshotNode]:
@@ -709,11 +708,6 @@ def _ordered(nodes: Mapping[str, SnapshotNode]) -> list[SnapshotNode]:
 def _key(gid: str) -> int | str:
     """Asana gids are decimal strings; as ints they take half the memory in a set."""
     return int(gid) if gid.isdigit() else gid
-
-
-def _project_of_url(url: str) -> str:
-    parts = url.split("/")
-    return parts[-2] if len(parts) >= 2 else "0"
 
 
 def _section_in(task: Mapping[str, Any], project_id: str) -> tuple[str, str] | None:
@@ -775,6 +769,6 @@ def _task_node(
         name=str(task.get("name") or ""),
         state="completed" if task.get("completed") else "active",
         workspace_id=workspace_id,
-        url=task_url(project_id, task_id),
+        url=task_url(project_id if kind == "task" else "0", task_id),
         partial=partial,
     )

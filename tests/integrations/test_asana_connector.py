@@ -594,6 +594,9 @@ async def test_premium_workspace_checks_cost_one_search(
     assert by_id[in_fresh].parent_external_id == fresh_project
     assert all(n.state == "active" for n in nodes)
     assert spent == 2  # the search and the new project's details
+    snapshot = {n.external_id: n for n in await collect(make(http, fake, creds, Saved()))}
+    for node in nodes:
+        assert node == snapshot[node.external_id]
     # Reported once, although the next search looks a minute back.
     nodes, state, spent = await check(http, fake, creds, state, 10)
     assert (nodes, spent) == ([], 1)
@@ -697,6 +700,11 @@ async def test_changes_place_a_new_multi_homed_subtask_under_its_parent_once(
     assert [n.external_id for n in nodes].count(sub) == 1
     assert (by_id[sub].kind, by_id[sub].parent_external_id) == ("subtask", parent)
     assert spent <= 10
+    # What a check reports is what the next full snapshot says of the same items, so the
+    # full sync finds nothing to correct.
+    snapshot = {n.external_id: n for n in await collect(make(http, fake, creds, Saved()))}
+    for node in nodes:
+        assert node == snapshot[node.external_id]
 
 
 @pytest.mark.parametrize("premium", [True, False])

@@ -255,6 +255,8 @@ async def test_changes_reread_card_pages_and_report_only_what_differs(
     assert found[renamed].name == "Renamed upstream"
     assert archived not in found  # archiving is the full reconcile's decision
     assert {n.state for n in found.values()} <= {"active", "completed"}
+    snapshot = {n.external_id: n for n in await collect(await connect(http, base, saver))}
+    assert all(node == snapshot[node.external_id] for node in found.values())
 
 
 async def test_changes_find_new_spaces_when_the_rotation_goes_round(

@@ -256,6 +256,8 @@ async def test_changes_use_updated_after_and_report_each_change_once(
     assert str(accepted) not in by_id  # acceptance removes: the full reconcile decides
     assert by_id[f"project:{new_project}"].kind == "project"
     assert by_id[str(in_new)].parent_external_id == f"{new_project}:backlog"
+    snapshot = {n.external_id: n for n in await collect(await connector(http, base))}
+    assert all(node == snapshot[node.external_id] for node in nodes)
     c = await connector(http, base)
     nodes, cstate = await c.changes(cstate, budget=10)
     assert nodes == []
