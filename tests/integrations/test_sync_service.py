@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 from server.app import create_app
 from server.keys import SERVICES
+from tests.api.test_timer import read_events
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, make_settings, mongo_db_url
 from tests.integrations.conftest import Fakes
 from tests.integrations.test_sync_flow import (
@@ -231,3 +233,134 @@ async def test_streamed_apply_in_small_batches(admin_api: Api, fakes: Fakes) -> 
     assert sync["counts"]["updated"] == 1
     assert (await tasks_by_name(admin_api))["Card 2"]["id"] == before["Card 2"]["id"]
     assert (await tasks_by_name(admin_api))["Card 2"]["archived"] is False
+
+
+# -- C: what could not be read is never archived -----------------------------------------
+
+
+async def connect_asana(api: Api) -> None:
+    status, start = await api.post("/api/v1/integrations/asana")
+    assert status == 200, start
+    redirect = await api.client.session.get(start["authorize_url"], allow_redirects=False)
+    location = urlsplit(redirect.headers["Location"])
+    page = await api.client.get(f"{location.path}?{location.query}")
+    assert page.status == 200, await page.text()
+    assert (await last_sync(api, "asana"))["state"] == "succeeded"
+
+
+async def test_an_unreadable_project_keeps_its_items_and_the_rest_syncs(
+    admin_api: Api, fakes: Fakes
+) -> None:
+    state = fakes.asana
+    owner = state.add_user("owner@example.com", "Owner")
+    state.set_authorizing_user(owner)
+    ws = state.add_workspace("Company")
+    site, ops = state.add_project(ws, "Website"), state.add_project(ws, "Ops")
+    launch, press = state.add_task(site, "Launch"), state.add_task(site, "Press")
+    backups, restore = state.add_task(ops, "Backups"), state.add_task(ops, "Restore")
+    state.add_subtask(backups, "Nightly")
+    await connect_asana(admin_api)
+    before = await tasks_by_name(admin_api)
+    # Ops can be listed but not read; meanwhile items vanish in both projects.
+    state.forbid(ops)
+    state.delete(press)
+    state.delete(restore)
+    state.rename(ops, "Operations")
+    sync = await force(admin_api, "asana")
+    assert sync["state"] == "succeeded", sync
+    assert sync["unreadable"] == [{"external_id": ops, "name": "Operations", "kind": "project"}]
+    assert sync["counts"]["archived"] == 1
+    after = await tasks_by_name(admin_api)
+    assert after["Press"]["archived"] is True
+    # The unreadable project itself is current; what is under it stays as it was.
+    assert after["Operations"]["id"] == before["Ops"]["id"]
+    for name in ("Backups", "Restore", "Nightly"):
+        assert after[name]["archived"] is False and after[name]["id"] == before[name]["id"]
+    assert after["Launch"]["archived"] is False
+    status, error = await status_of(admin_api, "asana")
+    assert status == "ok", error
+    _, listing = await admin_api.get("/api/v1/integrations")
+    assert listing["items"][0]["last_sync"]["unreadable"][0]["external_id"] == ops
+    # Readable again: now the vanished task is archived too.
+    state.forbid(ops, forbidden=False)
+    sync = await force(admin_api, "asana")
+    assert sync["unreadable"] == [] and sync["counts"]["archived"] == 1
+    assert (await tasks_by_name(admin_api))["Restore"]["archived"] is True
+    assert launch and backups
+
+
+# -- E: the light incremental check ------------------------------------------------------
+
+
+async def test_incremental_check_imports_new_cards_and_never_archives(
+    make_client: Any, fakes: Fakes
+) -> None:
+    client = await make_client(**fakes.urls, scheduler=True, sync_poll_s=0.3)
+    admin = await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    ids = heyspace_world(fakes.heyspace)
+    await connect_heyspace(admin)
+    user, _ = await admin.new_user("dev@example.com")
+    # A pending timer on an item that does not exist yet ...
+    status, started = await user.post(
+        "/api/v1/timer/start", {"service": "heyspace", "external_id": "card-new"}
+    )
+    assert status == 201 and started["running"]["task_id"] is None
+    stream = await user.client.get(
+        "/api/v1/events", headers={"Authorization": f"Bearer {user.token}"}
+    )
+    assert (await read_events(stream, 1))[0][0] == "timer"
+    fakes.heyspace.add_card(ids["todo"], "Brand new", id="card-new")
+    # ... is bound by the check, without a full sync, and clients hear of it.
+    found = None
+    for _ in range(100):
+        found = await resolve(user, "heyspace", "card-new")
+        if found is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert found is not None and found["name"] == "Brand new" and found["trackable"]
+    _, timer = await user.get("/api/v1/timer")
+    assert timer["running"]["task_id"] == found["task_id"]
+    assert "tasks" in [e for e, _ in await read_events(stream, 3)]
+    stream.close()
+    _, syncs = await admin.get("/api/v1/integrations/heyspace/syncs")
+    assert len(syncs["items"]) == 1
+    _, listing = await admin.get("/api/v1/integrations")
+    poll = listing["items"][0]["last_poll"]
+    assert poll["error"] is None and poll["requests"] >= 1
+    # Gone upstream: only a full reconcile decides that.
+    fakes.heyspace.purge(ids["Design"])
+    await asyncio.sleep(1.0)
+    design = await resolve(admin, "heyspace", ids["Design"])
+    assert design is not None and design["archived"] is False
+    assert (await force(admin, "heyspace"))["counts"]["archived"] == 1
+    design = await resolve(admin, "heyspace", ids["Design"])
+    assert design is not None and design["archived"] is True
+
+
+async def test_incremental_check_and_full_sync_share_one_lease(
+    admin_api: Api, fakes: Fakes
+) -> None:
+    token = fakes.pivotal.add_user("pm@example.com")
+    project = fakes.pivotal.add_project("Mobile app")
+    fakes.pivotal.add_story(project, "Login screen", "started")
+    await admin_api.post("/api/v1/integrations/pivotaltracker", {"api_token": token})
+    assert (await last_sync(admin_api, "pivotaltracker"))["state"] == "succeeded"
+    service = admin_api.client.app[SERVICES].sync
+    _, me = await admin_api.get("/api/v1/me")
+    fakes.pivotal.faults.slow(0.5, path=f"/services/v5/projects/{project}/stories", times=1)
+    _, started = await admin_api.post("/api/v1/integrations/pivotaltracker/sync")
+    requests = fakes.pivotal.faults.requests
+    assert await service.poll(me["account_id"], "pivotaltracker") is None
+    assert fakes.pivotal.faults.requests - requests <= 1  # only the running sync's
+    await wait_sync(admin_api, "pivotaltracker", started["sync_id"])
+    result = await service.poll(me["account_id"], "pivotaltracker")
+    assert result is not None and result["error"] is None and result["requests"] >= 1
+    # A force sync requested while a check runs starts when the check ends.
+    fakes.pivotal.faults.slow(0.4, path="/services/v5/projects", times=1)
+    check = asyncio.create_task(service.poll(me["account_id"], "pivotaltracker"))
+    await asyncio.sleep(0.1)
+    _, queued = await admin_api.post("/api/v1/integrations/pivotaltracker/sync")
+    _, sync = await admin_api.get(f"/api/v1/integrations/pivotaltracker/syncs/{queued['sync_id']}")
+    assert sync["state"] == "queued"
+    assert (await check) is not None
+    assert (await wait_sync(admin_api, "pivotaltracker", queued["sync_id"]))["state"] == "succeeded"
