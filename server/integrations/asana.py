@@ -7,9 +7,9 @@ the shared ``ProviderHTTP`` client because Authlib has no aiohttp integration.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
@@ -41,6 +41,7 @@ from .http import (
 # What an app registered with granular scopes needs (task memberships need the two
 # project scopes); TT_ASANA_SCOPES says what is actually sent.
 GRANULAR_SCOPES = "workspaces:read projects:read project_sections:read tasks:read users:read"
+T = TypeVar("T")
 PAGE_SIZE = 100  # Asana's maximum; a larger limit is a 400.
 # Refresh this long before the access token's announced expiry, so a token never dies in the
 # middle of a paged listing.
@@ -286,11 +287,18 @@ class AsanaConnector:
         """A whole listing, every page read before the caller descends into it: Asana's
         page offsets expire, so none is held open across nested requests. An offset
         refused meanwhile (400; e.g. after long 429 pauses) restarts the listing."""
+        return await self._all_kept(path, params, what, lambda item: item)
+
+    async def _all_kept(
+        self, path: str, params: Params, what: str, keep: Callable[[dict[str, Any]], T]
+    ) -> list[T]:
+        """``_all`` keeping only ``keep(item)`` of each item while the pages arrive (a
+        project's whole task listing is held at once: kept small)."""
         for attempt in range(1, OFFSET_RESTARTS + 2):
-            items: list[dict[str, Any]] = []
+            items: list[T] = []
             try:
                 async for item in self._each(path, params, what):
-                    items.append(item)
+                    items.append(keep(item))
             except _OffsetRefused:
                 if attempt > OFFSET_RESTARTS:
                     raise
@@ -349,23 +357,26 @@ class AsanaConnector:
         project_id = str(project["gid"])
         node = _project_node(workspace_id, project)
         params = {"project": project_id, "opt_fields": TASK_FIELDS}
+
+        def keep(task: dict[str, Any]) -> tuple[dict[str, Any], str | None, tuple[str, str] | None]:
+            return _compact(task), _gid(task.get("parent")), _section_in(task, project_id)
+
         try:
-            tasks = await self._all("/tasks", params, "tasks")
+            tasks = await self._all_kept("/tasks", params, "tasks", keep)
         except ProviderForbidden:
             yield replace(node, partial=True)
             return
         yield node
         sections: dict[str, str] = {}
         rows: list[tuple[dict[str, Any], str]] = []
-        for task in tasks:
+        for task, parent, section in tasks:
             gid = task["gid"]
             if _key(gid) in placed:
                 continue  # multi-homed: filed under an earlier project
-            section = _section_in(task, project_id)
             if section is not None:
                 sections.setdefault(section[0], section[1])
             home = section[0] if section is not None else project_id
-            if _gid(task.get("parent")) is not None:
+            if parent is not None:
                 deferred.setdefault(gid, (project_id, home, task))
                 continue
             rows.append((task, home))
@@ -393,7 +404,9 @@ class AsanaConnector:
         if task.get("num_subtasks"):
             path = f"/tasks/{task_id}/subtasks"
             try:
-                subs = await self._all(path, {"opt_fields": SUBTASK_FIELDS}, "subtasks")
+                subs = await self._all_kept(
+                    path, {"opt_fields": SUBTASK_FIELDS}, "subtasks", _compact
+                )
             except ProviderForbidden:
                 partial = True
         yield _task_node(workspace_id, project_id, parent_id, task, kind, partial=partial)
@@ -703,6 +716,16 @@ def _ordered(nodes: Mapping[str, SnapshotNode]) -> list[SnapshotNode]:
     for node in nodes.values():
         visit(node)
     return out
+
+
+def _compact(task: Mapping[str, Any]) -> dict[str, Any]:
+    """What the tree needs of a task, without its memberships and nested objects."""
+    return {
+        "gid": task["gid"],
+        "name": task.get("name"),
+        "completed": bool(task.get("completed")),
+        "num_subtasks": task.get("num_subtasks") or 0,
+    }
 
 
 def _key(gid: str) -> int | str:

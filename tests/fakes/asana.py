@@ -154,6 +154,10 @@ class AsanaState(FakeState):
         self.token_scopes: dict[str, frozenset[str] | None] = {}
         self.refresh_scopes: dict[str, frozenset[str] | None] = {}
         self.clock = time.time
+        # Bumped whenever a project's task list changes: listings page a cached copy, so a
+        # 100,000-task project costs one copy per change, not one per page.
+        self.version = 0
+        self._listings: dict[str, tuple[int, list[str]]] = {}
 
     def _gid(self) -> str:
         return str(next(self._gids))
@@ -274,6 +278,7 @@ class AsanaState(FakeState):
         memberships[:] = [m for m in memberships if m["project"] != project]
         memberships.append({"project": project, "section": section})
         self.project_tasks[project][task] = None
+        self.version += 1
         self._touch(task, at)
 
     def move_task(self, task: str, section: str) -> None:
@@ -346,7 +351,15 @@ class AsanaState(FakeState):
         else:
             raise KeyError(gid)
 
+    def project_listing(self, project: str) -> list[str]:
+        cached = self._listings.get(project)
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, list(self.project_tasks[project]))
+            self._listings[project] = cached
+        return cached[1]
+
     def _drop_task(self, gid: str) -> None:
+        self.version += 1
         for child in list(self.children.pop(gid, {})):
             self._drop_task(child)
         task = self.tasks.pop(gid)
@@ -746,7 +759,7 @@ def create_app(state: AsanaState | None = None) -> web.Application:
                 return _error(404, "project: Unknown object")
             if project in state.forbidden:
                 return _error(403, "project: Forbidden")
-            chosen = list(state.project_tasks[project])
+            chosen = state.project_listing(project)
             if "modified_since" in q:
                 try:
                     since = parse_iso(q["modified_since"])
