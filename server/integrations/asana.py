@@ -38,10 +38,11 @@ from .http import (
     token_grant,
 )
 
+T = TypeVar("T")
+
 # What an app registered with granular scopes needs (task memberships need the two
 # project scopes); TT_ASANA_SCOPES says what is actually sent.
 GRANULAR_SCOPES = "workspaces:read projects:read project_sections:read tasks:read users:read"
-T = TypeVar("T")
 PAGE_SIZE = 100  # Asana's maximum; a larger limit is a 400.
 # Refresh this long before the access token's announced expiry, so a token never dies in the
 # middle of a paged listing.
