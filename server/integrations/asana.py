@@ -7,6 +7,7 @@ the shared ``ProviderHTTP`` client because Authlib has no aiohttp integration.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -510,6 +511,7 @@ class _Check:
         }
 
     async def run(self, state: Mapping[str, Any]) -> tuple[list[SnapshotNode], ChangeState]:
+        state = copy.deepcopy(dict(state))  # the caller's state is left as it was
         workspaces: dict[str, Any] = dict(state.get("workspaces") or {})
         self.projects: dict[str, Any] = dict(state.get("projects") or {})
         # [task gid, workspace gid] of changed tasks whose subtasks are still to be read.
@@ -521,7 +523,10 @@ class _Check:
         if selected is not None:
             for workspace_id in sorted(selected - set(workspaces)):
                 # Newly selected: the full sync imports it; checks start from now.
-                premium, now = await self.probe(workspace_id)
+                try:
+                    premium, now = await self.probe(workspace_id)
+                except _NotFound:
+                    continue  # selected once, gone since
                 workspaces[workspace_id] = {"premium": premium, "mark": new_mark(now)}
                 for project in await self.project_list(workspace_id):
                     self.projects[project["gid"]] = {
@@ -561,6 +566,8 @@ class _Check:
             }
             try:
                 resp = await self.c._get(f"/workspaces/{workspace_id}/tasks/search", params)
+            except ProviderForbidden:
+                return dict(ws)  # not readable now: try again next time, from the same mark
             except ProviderError as exc:
                 if exc.status != 402:
                     raise

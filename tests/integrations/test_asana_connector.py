@@ -724,3 +724,30 @@ async def test_changes_file_a_multi_homed_task_where_the_snapshot_does(
     snapshot = {n.external_id: n for n in await collect(make(http, fake, creds, saver))}
     assert [n.parent_external_id for n in nodes if n.external_id == task] == [first]
     assert snapshot[task].parent_external_id == first
+
+
+async def test_changes_stay_inside_the_selected_workspaces(
+    session: aiohttp.ClientSession, http: ProviderHTTP, fake: Fake, saver: Saved
+) -> None:
+    s = fake.state
+    chosen, other = s.add_workspace("Chosen"), s.add_workspace("Other")
+    s.set_premium(chosen)
+    mine, theirs = s.add_project(chosen, "Mine"), s.add_project(other, "Theirs")
+    creds = await sign_in(session, http, fake)
+    connector = make(http, fake, creds, saver, selected_workspace_ids={chosen})
+    _, state = await connector.changes(None, budget=10)
+    assert set(state["workspaces"]) == {chosen}
+    inside, outside = s.add_task(mine, "Inside"), s.add_task(theirs, "Outside")
+    connector = make(http, fake, creds, saver, selected_workspace_ids={chosen})
+    nodes, state = await connector.changes(state, budget=10)
+    assert [n.external_id for n in nodes] == [inside]
+    assert outside not in {n.external_id for n in nodes}
+    # Selecting the other one too: it gets a baseline (the full sync imports it); what
+    # was modified within the overlap before it may be reported once.
+    connector = make(http, fake, creds, saver, selected_workspace_ids={chosen, other})
+    nodes, state = await connector.changes(state, budget=10)
+    assert {n.external_id for n in nodes} <= {outside}
+    assert set(state["workspaces"]) == {chosen, other}
+    connector = make(http, fake, creds, saver, selected_workspace_ids={chosen, other})
+    nodes, state = await connector.changes(state, budget=10)
+    assert nodes == []
