@@ -112,7 +112,9 @@ class Connector(Protocol):
         snapshot (with the same connector), so nothing changed during the snapshot is
         missed and a connector may complete the baseline from what the snapshot read.
         ``budget`` is the most provider requests this call may send (a listing it started
-        is read to its end); work left over is carried in the state. It reports only items
+        is read to its end; a check without changes spends at most the budget, so keep it
+        within the rate share meant for checks and about 2 % of a full sync's requests);
+        work left over is carried in the state. It reports only items
         that stay active in Tasktimer (state "active"; HeySpace also "completed"), never
         that an item is gone, archived, deleted, or an Asana/Pivotal completion: only a
         full snapshot decides those, so the service only upserts what this returns."""

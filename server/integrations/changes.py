@@ -54,11 +54,15 @@ def advance(
 
     Returns the ids not reported before at that modification time, and the next
     watermark: its time is the newest modification seen; ``seen`` keeps only the items
-    inside the next query's overlap, so the state stays small."""
+    inside the next query's overlap, so the state stays small. Items older than the
+    query asked for (a server ignoring the filter) are not reported."""
     at = parse_ts(str(mark["at"]))
+    asked = at - timedelta(seconds=overlap_s)
     seen: dict[str, str] = dict(mark.get("seen") or {})
     fresh: set[str] = set()
     for item_id, modified in found:
+        if parse_ts(modified) < asked:
+            continue
         if seen.get(item_id) != modified:
             fresh.add(item_id)
         seen[item_id] = modified
