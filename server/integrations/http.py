@@ -84,9 +84,13 @@ class RateLimiter:
 
     One limiter exists per integration (one provider token): the full sync and the
     incremental checks of that integration draw from the same budget. Requests are counted
-    in one-second buckets (60 counters, whatever the rate), a slightly conservative sliding
-    window. A 429 with ``Retry-After`` holds every request of the limiter until then.
-    ``per_minute`` <= 0 means no limit (only 429s then slow us down).
+    in one-second buckets (61 counters, whatever the rate), a slightly conservative sliding
+    window. Within it requests are also paced (a token bucket of two seconds' worth,
+    refilled slightly below ``per_minute / 60`` a second): a long sync then runs
+    steadily instead of spending the minute's budget in one burst and pausing for the rest
+    of the minute, which would keep listings' page offsets waiting that long. A 429 with
+    ``Retry-After`` holds every request of the limiter until then. ``per_minute`` <= 0
+    means no limit (only 429s then slow us down).
     """
 
     def __init__(
@@ -102,6 +106,12 @@ class RateLimiter:
         self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
         self._total = 0
         self._hold_until = 0.0
+        # A burst of two seconds' worth, then a pace at which burst and refill together
+        # never exceed the window (about 95 % of the budget in the long run).
+        self._burst = max(1.0, per_minute / 30)
+        self._rate = max(per_minute - self._burst, 1.0) / 61.0
+        self._tokens = self._burst
+        self._filled_at = clock()
         self._lock = asyncio.Lock()
 
     def hold(self, seconds: float) -> None:
@@ -113,7 +123,8 @@ class RateLimiter:
         return self._total
 
     def _expire(self, second: int) -> None:
-        while self._buckets and self._buckets[0][0] <= second - 60:
+        # Buckets are whole seconds: counting 61 of them makes the window at least 60 s.
+        while self._buckets and self._buckets[0][0] <= second - 61:
             self._total -= self._buckets.popleft()[1]
 
     async def acquire(self) -> None:
@@ -125,16 +136,23 @@ class RateLimiter:
                     continue
                 if self.per_minute <= 0:
                     return
+                elapsed = now - self._filled_at
+                self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
+                self._filled_at = now
+                if self._tokens < 1.0:
+                    await self._sleep(max(0.001, (1.0 - self._tokens) / self._rate))
+                    continue
                 second = int(now)
                 self._expire(second)
                 if self._total < self.per_minute:
+                    self._tokens -= 1.0
                     if self._buckets and self._buckets[-1][0] == second:
                         self._buckets[-1][1] += 1
                     else:
                         self._buckets.append([second, 1])
                     self._total += 1
                     return
-                await self._sleep(max(0.01, self._buckets[0][0] + 60 - now))
+                await self._sleep(max(0.01, self._buckets[0][0] + 61 - now))
 
 
 class RequestMeter:

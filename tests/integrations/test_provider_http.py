@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -454,20 +455,22 @@ class FakeClock:
         self.now += seconds
 
 
-async def test_rate_limiter_allows_per_minute_requests_in_any_minute() -> None:
+async def test_rate_limiter_keeps_every_minute_within_budget_and_paces_steadily() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(3, clock=clock, sleep=clock.sleep)
-    for _ in range(3):
+    limiter = RateLimiter(150, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    for _ in range(600):
         await limiter.acquire()
-    assert clock.waits == []
-    clock.now += 20
-    await limiter.acquire()  # the 4th waits until the first minute's requests age out
-    assert clock.now >= 1_060.0 and len(clock.waits) >= 1
-    assert limiter.used() == 1
-    # Three more fit after the window moved on... minus the one just sent.
-    await limiter.acquire()
-    await limiter.acquire()
-    assert limiter.used() == 3
+        sent.append(clock.now)
+    # No 151 requests inside any 60 seconds...
+    assert all(sent[i + 150] - sent[i] >= 60.0 for i in range(len(sent) - 150))
+    # ...and no burst-then-wait: a burst of two seconds' worth, then a steady pace just
+    # under 2.5 a second.
+    assert sent[4] == sent[0] < sent[5]
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert max(gaps) < 1.5
+    assert 240 <= sent[-1] - sent[0] <= 260  # about (600 - 5) / 2.38 seconds
+    assert limiter.used() <= 150
 
 
 async def test_unlimited_limiter_never_waits() -> None:
