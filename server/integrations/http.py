@@ -85,12 +85,11 @@ class RateLimiter:
     One limiter exists per integration (one provider token): the full sync and the
     incremental checks of that integration draw from the same budget. Requests are counted
     in one-second buckets (61 counters, whatever the rate), a slightly conservative sliding
-    window. Within it requests are also paced (a token bucket of two seconds' worth,
-    refilled slightly below ``per_minute / 60`` a second): a long sync then runs
-    steadily instead of spending the minute's budget in one burst and pausing for the rest
-    of the minute, which would keep listings' page offsets waiting that long. A 429 with
-    ``Retry-After`` holds every request of the limiter until then. ``per_minute`` <= 0
-    means no limit (only 429s then slow us down).
+    window: a sync may spend the minute's budget at once (small accounts sync within
+    seconds) and then waits; a page offset that went stale meanwhile is refused by the
+    provider and the connector restarts that listing. A 429 with ``Retry-After`` holds
+    every request of the limiter until then. ``per_minute`` <= 0 means no limit (only
+    429s then slow us down).
     """
 
     def __init__(
@@ -106,12 +105,6 @@ class RateLimiter:
         self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
         self._total = 0
         self._hold_until = 0.0
-        # A burst of two seconds' worth, then a pace at which burst and refill together
-        # never exceed the window (about 95 % of the budget in the long run).
-        self._burst = max(1.0, per_minute / 30)
-        self._rate = max(per_minute - self._burst, 1.0) / 61.0
-        self._tokens = self._burst
-        self._filled_at = clock()
         self._lock = asyncio.Lock()
 
     def hold(self, seconds: float) -> None:
@@ -136,16 +129,9 @@ class RateLimiter:
                     continue
                 if self.per_minute <= 0:
                     return
-                elapsed = now - self._filled_at
-                self._tokens = min(self._burst, self._tokens + elapsed * self._rate)
-                self._filled_at = now
-                if self._tokens < 1.0:
-                    await self._sleep(max(0.001, (1.0 - self._tokens) / self._rate))
-                    continue
                 second = int(now)
                 self._expire(second)
                 if self._total < self.per_minute:
-                    self._tokens -= 1.0
                     if self._buckets and self._buckets[-1][0] == second:
                         self._buckets[-1][1] += 1
                     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -455,21 +454,19 @@ class FakeClock:
         self.now += seconds
 
 
-async def test_rate_limiter_keeps_every_minute_within_budget_and_paces_steadily() -> None:
+async def test_rate_limiter_keeps_every_minute_within_budget() -> None:
     clock = FakeClock()
     limiter = RateLimiter(150, clock=clock, sleep=clock.sleep)
     sent: list[float] = []
     for _ in range(600):
         await limiter.acquire()
         sent.append(clock.now)
-    # No 151 requests inside any 60 seconds...
+        clock.now += 0.003  # each request takes a little time
+    # A small sync goes through at once...
+    assert sent[149] - sent[0] < 1.0
+    # ...and no 151 requests ever fall inside 60 seconds.
     assert all(sent[i + 150] - sent[i] >= 60.0 for i in range(len(sent) - 150))
-    # ...and no burst-then-wait: a burst of two seconds' worth, then a steady pace just
-    # under 2.5 a second.
-    assert sent[4] == sent[0] < sent[5]
-    gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert max(gaps) < 1.5
-    assert 240 <= sent[-1] - sent[0] <= 260  # about (600 - 5) / 2.38 seconds
+    assert 180 <= sent[-1] - sent[0] <= 190  # three waits of about a minute
     assert limiter.used() <= 150
 
 
