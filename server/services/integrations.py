@@ -1,9 +1,15 @@
 """Integrations: enabling, the sync engine, scheduling and the lifecycle.
 
-One sync engine serves every tool. A connector yields a complete snapshot; the engine
-diffs it against the stored tasks of that integration and applies the difference with
-bulk writes. A snapshot that could not be completed changes nothing at all: only a
-complete snapshot may decide that an item is gone.
+One sync engine serves every tool. A connector yields its snapshot as a stream; the engine
+compares it batch by batch with a compact index of the stored tasks (``sync_apply``) and
+writes new and changed items as they come. Only a complete snapshot may decide that an
+item is gone: a snapshot that failed part way archives and removes nothing, and nothing
+under an item whose contents could not be read is ever archived.
+
+Between full syncs a light incremental check (``TT_SYNC_POLL_S``) asks the connector for
+what changed since its last state and upserts only that. Full syncs and checks of one
+integration share one lease in the database (``syncs`` records), so they never overlap,
+also across server processes.
 """
 
 from __future__ import annotations

@@ -347,14 +347,16 @@ class SQLiteBackend:
                 raise ValueError(f"cannot scan {coll}.{name}")
         where, params = self._where(coll, flt)
         # With two or more paths json_extract answers one JSON array: one parse per row.
+        # Pages walk the table once in its own (rowid) order: an index on the filter would
+        # make every page sort all matching rows again.
         paths = ", ".join(f"'$.{name}'" for name in ("_id", *fields))
         sql = (
-            f'SELECT _id, json_extract(doc, {paths}) FROM "{coll}" '
-            f"WHERE ({where}) AND _id > ? ORDER BY _id LIMIT {int(batch)}"
+            f'SELECT rowid, json_extract(doc, {paths}) FROM "{coll}" NOT INDEXED '
+            f"WHERE rowid > ? AND ({where}) ORDER BY rowid LIMIT {int(batch)}"
         )
-        last = ""
+        last = 0
         while True:
-            args = [*params, last]
+            args = [last, *params]
 
             def page(conn: sqlite3.Connection, args: list[Any] = args) -> list[Any]:
                 return conn.execute(sql, args).fetchall()
