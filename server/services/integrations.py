@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -599,7 +599,9 @@ class IntegrationService:
             raise Conflict(f"the integration was {current['status'].replace('_', ' ')} meanwhile")
         return current
 
-    async def _applier(self, doc: Doc) -> SnapshotApply:
+    async def _applier(
+        self, doc: Doc, external_ids: Collection[str] | None = None
+    ) -> SnapshotApply:
         account_id, service = doc["account_id"], doc["service"]
         root_id = await self._root(account_id, service)
 
@@ -615,7 +617,7 @@ class IntegrationService:
             still_linked=still_linked,
             batch=self.apply_batch,
         )
-        await apply.load()
+        await apply.load(external_ids)
         return apply
 
     async def _sync(self, account_id: str, service: str, sync_id: str, run: _Run) -> None:
@@ -740,7 +742,9 @@ class IntegrationService:
         )
         counts = Counts()
         if nodes:
-            apply = await self._applier(await self._linked(account_id, service))
+            named = {n.external_id for n in nodes}
+            named.update(n.parent_external_id for n in nodes if n.parent_external_id)
+            apply = await self._applier(await self._linked(account_id, service), named)
             for node in nodes:
                 await apply.add(node)
             await apply.finish(complete=False)

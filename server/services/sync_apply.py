@@ -16,7 +16,7 @@ read (``SnapshotNode.partial``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,7 @@ class SnapshotApply:
         self._batch = batch
         self._rules = RULES[service]
         self._index: dict[str, Entry] = {}
+        self._parents: dict[str, str] = {}  # one string object per parent task id
         self._buffer: list[SnapshotNode] = []
         self._frozen: set[str] = set()  # task ids of nodes whose subtree was unreadable
         self.counts = Counts()
@@ -156,20 +157,29 @@ class SnapshotApply:
     def _scope(self) -> dict[str, Any]:
         return {"account_id": self._account_id, "imported": True, "source_service": self._service}
 
-    async def load(self) -> None:
-        parents: dict[str, str] = {}  # one string object per parent id
-        async for rows in self._db.scan(
-            "tasks",
-            self._scope(),
-            ("source_external_id", "sync_hash", "parent_id", "archived", "removed"),
-        ):
-            for task_id, external_id, sync_hash, parent, archived, removed in rows:
-                if external_id == ROOT_EXTERNAL_ID or not isinstance(external_id, str):
-                    continue
-                if parent is not None:
-                    parent = parents.setdefault(parent, parent)
-                flags = (F_ARCHIVED if archived else 0) | (F_REMOVED if removed else 0)
-                self._index[external_id] = (task_id, _hash_value(sync_hash), parent, flags)
+    async def load(self, external_ids: Collection[str] | None = None) -> None:
+        """Index the stored items: all of them (a full sync), or only those named (an
+        incremental check: its nodes and their parents), which costs what they cost."""
+        fields = ("source_external_id", "sync_hash", "parent_id", "archived", "removed")
+        if external_ids is not None:
+            wanted = sorted(set(external_ids))
+            for start in range(0, len(wanted), 500):
+                flt = {**self._scope(), "source_external_id": {"$in": wanted[start : start + 500]}}
+                docs = await self._db.find("tasks", flt)
+                self._add_rows([(d["_id"], *(d.get(f) for f in fields)) for d in docs])
+            return
+        async for rows in self._db.scan("tasks", self._scope(), fields):
+            self._add_rows(rows)
+
+    def _add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        parents = self._parents
+        for task_id, external_id, sync_hash, parent, archived, removed in rows:
+            if external_id == ROOT_EXTERNAL_ID or not isinstance(external_id, str):
+                continue
+            if parent is not None:
+                parent = parents.setdefault(parent, parent)
+            flags = (F_ARCHIVED if archived else 0) | (F_REMOVED if removed else 0)
+            self._index[external_id] = (task_id, _hash_value(sync_hash), parent, flags)
 
     async def add(self, node: SnapshotNode) -> None:
         self.fetched += 1
