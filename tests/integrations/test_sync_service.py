@@ -364,3 +364,29 @@ async def test_incremental_check_and_full_sync_share_one_lease(
     assert sync["state"] == "queued"
     assert (await check) is not None
     assert (await wait_sync(admin_api, "pivotaltracker", queued["sync_id"]))["state"] == "succeeded"
+
+
+async def test_checks_are_claimed_once_and_wait_for_a_full_sync_across_processes(
+    aiohttp_client: Any, mongo_server_url: str, fakes: Fakes
+) -> None:
+    url = mongo_db_url(mongo_server_url)
+    apps = [await aiohttp_client(create_app(make_settings(url, **fakes.urls))) for _ in range(2)]
+    a, b = [await Api(app).login(ADMIN_EMAIL, ADMIN_PASSWORD) for app in apps]
+    sa, sb = (app.app[SERVICES].sync for app in apps)
+    _, slow_path = two_spaces(fakes)
+    await connect_heyspace(a)
+    # Both processes find the check due; one claims it.
+    assert sorted(await asyncio.gather(sa.run_due_polls(), sb.run_due_polls())) == [0, 1]
+    assert await sa.run_due_polls() == 0  # not due again before TT_SYNC_POLL_S
+    # While one process runs a full sync, the other's check does not start.
+    _, me = await a.get("/api/v1/me")
+    seen = fakes.heyspace.faults.paths[slow_path]
+    fakes.heyspace.faults.slow(0.5, path=slow_path, times=1)
+    _, running = await a.post("/api/v1/integrations/heyspace/sync")
+    await until_requested(fakes, slow_path, seen + 1)
+    assert await sb.poll(me["account_id"], "heyspace") is None
+    await wait_sync(b, "heyspace", running["sync_id"])
+    result = await sb.poll(me["account_id"], "heyspace")
+    assert result is not None and result["error"] is None
+    for app in apps:
+        await app.app[SERVICES].sync.wait_idle()
