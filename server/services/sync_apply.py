@@ -267,10 +267,10 @@ class SnapshotApply:
         self, compare: list[tuple[str, dict[str, Any], list[str], str]], now: str
     ) -> None:
         """Items whose hash differs: read their documents, write what really changed."""
-        docs = await self._db.find(
-            "tasks", {"account_id": self._account_id, "_id": {"$in": [c[0] for c in compare]}}
-        )
-        current_by_id = {d["_id"]: d for d in docs}
+        # By primary key alone: with account_id in the filter SQLite may walk the whole
+        # account's index instead. The account is checked here.
+        docs = await self._db.find("tasks", {"_id": {"$in": [c[0] for c in compare]}})
+        current_by_id = {d["_id"]: d for d in docs if d.get("account_id") == self._account_id}
         updates: list[tuple[str, dict[str, Any]]] = []
         for task_id, target, keywords, digest in compare:
             current = current_by_id.get(task_id)
