@@ -390,3 +390,20 @@ async def test_checks_are_claimed_once_and_wait_for_a_full_sync_across_processes
     assert result is not None and result["error"] is None
     for app in apps:
         await app.app[SERVICES].sync.wait_idle()
+
+
+async def test_unlink_fails_the_queued_sync(admin_api: Api, fakes: Fakes) -> None:
+    _, slow_path = two_spaces(fakes)
+    await connect_heyspace(admin_api)
+    seen = fakes.heyspace.faults.paths[slow_path]
+    fakes.heyspace.faults.slow(0.5, path=slow_path, times=1)
+    _, running = await admin_api.post("/api/v1/integrations/heyspace/sync")
+    await until_requested(fakes, slow_path, seen + 1)
+    _, queued = await admin_api.post("/api/v1/integrations/heyspace/sync")
+    assert queued != running
+    assert (await admin_api.delete("/api/v1/integrations/heyspace"))[0] == 204
+    sync = await wait_sync(admin_api, "heyspace", queued["sync_id"])
+    assert sync["state"] == "failed" and "unlinked" in sync["error"]
+    assert (await wait_sync(admin_api, "heyspace", running["sync_id"]))["state"] == "failed"
+    await admin_api.client.app[SERVICES].sync.wait_idle()
+    assert await tasks_by_name(admin_api, archived=False) == {}
