@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     asana_oauth_url: str = "https://app.asana.com/-"
     asana_client_id: str | None = None
     asana_client_secret: SecretStr | None = None
+    # The ``scope`` sent to Asana's authorize page. Empty sends none: the right choice for
+    # an app registered with full permissions, which Asana refuses (``forbidden_scopes``)
+    # when it asks for any. An app registered with granular scopes must name them here,
+    # space separated (README: "Registering the Asana app").
+    asana_scopes: str = ""
     heyspace_api_url: str = "https://app.hey.space/api"
     pivotal_api_url: str = "https://www.pivotaltracker.com/services/v5"
     max_body_bytes: int = Field(default=1_048_576, gt=0)
@@ -41,6 +46,14 @@ class Settings(BaseSettings):
     provider_max_retries: int = Field(default=4, ge=0)
     provider_backoff_s: float = Field(default=0.5, ge=0)
     provider_max_retry_after_s: float = Field(default=60.0, ge=0)
+    # Requests per minute one integration (one provider token) may send, shared by its full
+    # sync and its incremental checks; 0 = no limit of ours (429 + Retry-After still apply).
+    # Asana's free plan allows 150 a minute per token; Pivotal and HeySpace publish none.
+    asana_rate_per_min: int = Field(default=150, ge=0)
+    pivotal_rate_per_min: int = Field(default=0, ge=0)
+    heyspace_rate_per_min: int = Field(default=0, ge=0)
+    # Period of the light incremental check between full syncs (0 = off).
+    sync_poll_s: float = Field(default=60.0, ge=0)
     # Multi-process event fan-out over MongoDB: how often each process polls.
     event_poll_s: float = Field(default=0.5, gt=0)
     sse_keepalive_s: float = Field(default=15.0, gt=0)

@@ -32,13 +32,38 @@ class Reenable(m.Body):
     api_token: Secret | None = None
 
 
+class Unreadable(BaseModel):
+    """An item the sync could read but whose contents it could not (e.g. an Asana project
+    the owner may not open): everything stored under it was kept as it was."""
+
+    external_id: str
+    name: str
+    kind: str
+
+
 class SyncSummary(BaseModel):
     id: str
     state: Literal["queued", "running", "succeeded", "failed"]
+    requested_at: str | None = None
     started_at: str | None
     finished_at: str | None
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(
+        description="created, updated, archived, removed, unchanged, and requests "
+        "(provider requests this sync sent)"
+    )
     error: str | None
+    unreadable: list[Unreadable] = Field(default_factory=list)
+
+
+class PollSummary(BaseModel):
+    """The latest light incremental check (new and changed items only)."""
+
+    at: str
+    requests: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
 
 
 class IntegrationOut(BaseModel):
@@ -47,6 +72,7 @@ class IntegrationOut(BaseModel):
     owner_user_id: str | None
     root_task_id: str | None
     last_sync: SyncSummary | None
+    last_poll: PollSummary | None = None
     next_sync_at: str | None
     settings: dict[str, Any]
     error: str | None = None
@@ -175,7 +201,7 @@ async def unlink(ctx: Ctx) -> None:
 @api.route(
     "POST",
     "/api/v1/integrations/{service}/sync",
-    summary="Force synchronization (joins a running one)",
+    summary="Force synchronization (a sync that starts no earlier than this request)",
     tag="integrations",
     response=SyncStarted,
     status=202,

@@ -12,6 +12,7 @@ from typing import Any
 from ..domain import clock
 from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..integrations.asana import (
+    GRANULAR_SCOPES,
     AsanaConnector,
     asana_authorize_url,
     asana_exchange_code,
@@ -73,9 +74,35 @@ class AsanaFlow:
             },
         )
         url = asana_authorize_url(
-            self._settings.asana_oauth_url, client_id, self.redirect_uri(), state, verifier
+            self._settings.asana_oauth_url,
+            client_id,
+            self.redirect_uri(),
+            state,
+            verifier,
+            scope=self._settings.asana_scopes,
         )
         return {"authorize_url": url}
+
+    def refusal(self, error: str, description: str | None = None) -> str:
+        """A clear message for Asana's ``error`` (and ``error_description``) on the callback,
+        safe to show on the page (the caller escapes it)."""
+        sent = " ".join(self._settings.asana_scopes.split())
+        if error == "forbidden_scopes":
+            return (
+                "Asana refused the requested permissions: this Asana app is registered with "
+                f"full permissions, which may not ask for scopes (sent: {sent or 'none'}). "
+                "Empty TT_ASANA_SCOPES, or register the app with granular scopes."
+            )
+        if error in ("invalid_scope", "invalid_request") and "scope" in (description or error):
+            return (
+                "Asana refused the requested scopes: an app registered with granular scopes "
+                f"must ask for exactly the scopes it was registered with (sent: {sent or 'none'})."
+                f" Set TT_ASANA_SCOPES to: {GRANULAR_SCOPES}."
+            )
+        if error == "access_denied":
+            return "Access was denied on Asana's page; nothing was connected."
+        detail = f" ({description[:200]})" if description else ""
+        return f"Asana did not grant access: {error[:100]}{detail}."
 
     async def callback(self, code: str, state: str) -> dict[str, Any]:
         client_id, secret = self._client()

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..domain import clock
 from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from ..domain.tree import ROLES, Tree, fold
+from ..domain.tree import ROLES, TREE_FIELDS, TaskNode, Tree, fold
 from ..store.base import Backend, Doc, DuplicateKey
 from .ids import new_id
 from .principal import Principal
@@ -22,13 +22,13 @@ from .principal import Principal
 MAX_TREE_CACHE = 64
 
 
-def source_of(task: Doc) -> dict[str, str] | None:
-    if not task.get("imported"):
+def source_of(task: TaskNode) -> dict[str, str] | None:
+    if task.service is None:
         return None
     return {
-        "service": task["source_service"],
-        "external_id": task["source_external_id"],
-        "kind": task.get("source_kind") or "",
+        "service": task.service,
+        "external_id": task.external_id or "",
+        "kind": task.kind or "",
     }
 
 
@@ -68,11 +68,12 @@ class TaskService:
             cached = self._cache.get(account_id)
             if cached is not None and cached.version >= version:
                 return cached
-            tasks, members = await asyncio.gather(
-                self._db.find("tasks", {"account_id": account_id}),
-                self._db.find("members", {"account_id": account_id}),
-            )
-            tree = Tree.build(version, tasks, members)
+            # The stale tree goes first, so two big trees never live side by side.
+            self._cache.pop(account_id, None)
+            tree = Tree(version=version)
+            async for rows in self._db.scan("tasks", {"account_id": account_id}, TREE_FIELDS):
+                tree.add_rows(rows)
+            tree.link(await self._db.find("members", {"account_id": account_id}))
             self._known[account_id] = max(version, self._known.get(account_id, 0))
             if len(self._cache) >= MAX_TREE_CACHE:
                 self._cache.pop(next(iter(self._cache)))
@@ -94,18 +95,18 @@ class TaskService:
         task = tree.tasks[task_id]
         return {
             "id": task_id,
-            "parent_id": task.get("parent_id"),
-            "name": task["name"],
+            "parent_id": task.parent_id,
+            "name": task.name,
             "path": list(tree.path(task_id)),
             "archived": tree.is_archived(task_id),
-            "removed": bool(task.get("removed")),
-            "keywords": list(task.get("keywords") or []),
+            "removed": task.removed,
+            "keywords": list(task.keywords),
             "source": source_of(task),
             "my_role": tree.role(principal.user_id, principal.is_admin, task_id),
             "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
         }
 
-    def _visible_task(self, tree: Tree, principal: Principal, task_id: str) -> Doc:
+    def _visible_task(self, tree: Tree, principal: Principal, task_id: str) -> TaskNode:
         task = tree.get(task_id)
         if task is None or not tree.visible(principal.user_id, principal.is_admin, task_id):
             raise NotFound("task not found")
@@ -197,7 +198,7 @@ class TaskService:
         task = self._visible_task(tree, principal, task_id)
         self._require_manager(tree, principal, task_id)
         structural = {"name", "parent_id", "archived"} & changes.keys()
-        if task.get("imported") and structural:
+        if task.imported and structural:
             raise Conflict(
                 "imported items follow their tool: rename, move or archive them there",
                 code="imported_item_read_only",
@@ -224,7 +225,7 @@ class TaskService:
             raise Forbidden("only admins delete tasks")
         tree = await self.tree(principal.account_id)
         task = self._visible_task(tree, principal, task_id)
-        if task.get("imported") or task.get("integration_root"):
+        if task.imported or task.integration_root:
             raise Conflict("imported items cannot be deleted", code="imported_item_read_only")
         if tree.children.get(task_id):
             raise Conflict("the task has subtasks", code="task_has_children")
@@ -350,35 +351,29 @@ class TaskService:
         self, principal: Principal, service: str, external_ids: Sequence[str]
     ) -> dict[str, dict[str, Any] | None]:
         unique_ids = list(dict.fromkeys(external_ids))
-        found = await self._db.find(
-            "tasks",
-            {
-                "account_id": principal.account_id,
-                "imported": True,
-                "source_service": service,
-                "source_external_id": {"$in": unique_ids},
-            },
-        )
         tree = await self.tree(principal.account_id)
-        by_external = {t["source_external_id"]: t["_id"] for t in found}
-        totals = await self._my_totals(principal, list(by_external.values()))
+        found: dict[str, str] = {}
+        for external_id in unique_ids:
+            task_id = tree.find_source(service, external_id)
+            if (
+                task_id is not None
+                and task_id in tree.tasks
+                and tree.visible(principal.user_id, principal.is_admin, task_id)
+            ):
+                found[external_id] = task_id
+        totals = await self._my_totals(principal, list(set(found.values())))
         results: dict[str, dict[str, Any] | None] = {}
         for external_id in unique_ids:
-            task_id = by_external.get(external_id)
-            if (
-                task_id is None
-                or task_id not in tree.tasks
-                or not tree.visible(principal.user_id, principal.is_admin, task_id)
-            ):
+            task_id = found.get(external_id)
+            if task_id is None:
                 results[external_id] = None
                 continue
-            archived = tree.is_archived(task_id)
             results[external_id] = {
                 "task_id": task_id,
-                "name": tree.tasks[task_id]["name"],
+                "name": tree.tasks[task_id].name,
                 "path": list(tree.path(task_id)),
                 "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
-                "archived": archived,
+                "archived": tree.is_archived(task_id),
                 "my_total_s": totals.get(task_id, 0),
             }
         return results
@@ -412,13 +407,13 @@ class TaskService:
         for service, pattern in _URL_IDS:
             found = pattern.search(url)
             if found:
-                task_id = tree.by_source.get((service, found.group(1)))
+                task_id = tree.find_source(service, found.group(1))
                 if task_id is not None and usable(task_id):
                     return self.present(tree, principal, task_id)
         haystack = fold(url)
         best: tuple[int, int, str] | None = None
         for task_id, task in tree.tasks.items():
-            for keyword in task.get("keywords") or ():
+            for keyword in task.keywords:
                 if len(keyword) < 2 or fold(keyword) not in haystack or not usable(task_id):
                     continue
                 rank = (len(keyword), len(tree.path(task_id)), task_id)

@@ -12,7 +12,7 @@ A value of ``None`` matches a missing or null field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -72,6 +72,14 @@ class Backend(Protocol):
         limit: int | None = None,
         skip: int = 0,
     ) -> list[Doc]: ...
+
+    def scan(
+        self, coll: str, flt: Filter, fields: Sequence[str], *, batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """Stream the matching documents as ``(_id, *fields)`` tuples, in batches of at
+        most ``batch`` rows, without ever holding all of them (or whole documents). A
+        missing field reads as None. Writes made while scanning may or may not be seen."""
+        ...
 
     async def count(self, coll: str, flt: Filter) -> int: ...
 

@@ -7,7 +7,7 @@ Unique (partial) indexes hold the invariants; single-document atomic updates
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
@@ -90,6 +90,21 @@ class MongoBackend:
         if limit is not None:
             cursor = cursor.limit(limit)
         return await cursor.to_list(None)
+
+    async def scan(
+        self, coll: str, flt: Filter, fields: Sequence[str], *, batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        cursor = self._db[coll].find(
+            _filter(flt), projection={name: 1 for name in fields}, batch_size=batch
+        )
+        chunk: list[tuple[Any, ...]] = []
+        async for doc in cursor:
+            chunk.append((doc["_id"], *(doc.get(name) for name in fields)))
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
     async def count(self, coll: str, flt: Filter) -> int:
         return await self._db[coll].count_documents(_filter(flt))
