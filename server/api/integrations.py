@@ -252,6 +252,9 @@ class InvitationOut(BaseModel):
     status: Literal["invited", "already_a_user"]
     user_id: str | None
     invite_url: str | None
+    mail: m.MailOutcome | None = Field(
+        default=None, description=m.MAIL_DESCRIPTION + " Null for `already_a_user`."
+    )
 
 
 @api.route(
