@@ -165,9 +165,7 @@ async def test_asana_coworker_invitations_are_mailed_in_one_session(
     _, start = await admin.post("/api/v1/integrations/asana")
     redirect = await admin.client.session.get(start["authorize_url"], allow_redirects=False)
     location = urlsplit(redirect.headers["Location"])
-    callback = await admin.client.get(
-        f"{location.path}?{location.query}", allow_redirects=False
-    )
+    callback = await admin.client.get(f"{location.path}?{location.query}", allow_redirects=False)
     assert callback.status in (200, 302, 303)
 
     status, invited = await admin.post(

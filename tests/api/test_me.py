@@ -59,4 +59,4 @@ async def test_only_name_and_time_zone_may_be_changed(admin: Api) -> None:
 
 async def test_patch_me_needs_a_signed_in_user(admin: Api) -> None:
     status, problem = await Api(admin.client).patch("/api/v1/me", {"time_zone": "UTC"})
-    assert status == 401
+    assert status == 401 and problem["code"] == "missing_token"
