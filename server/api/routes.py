@@ -17,7 +17,7 @@ from .core import (
     Api,
     Ctx,
     authenticate,
-    bearer,
+    credential,
     decode_cursor,
     envelope,
     page_of,
@@ -427,7 +427,7 @@ async def delete_entry(ctx: Ctx) -> None:
 async def events(ctx: Ctx) -> Any:
     request = ctx.request
     principal = await authenticate(request, ctx.services)
-    token = bearer(request) or ""
+    token, kind = credential(request) or ("", "api")
     if ctx.services.events.subscriber_count(principal.account_id, principal.user_id) >= (
         MAX_STREAMS_PER_USER
     ):
@@ -460,7 +460,7 @@ async def events(ctx: Ctx) -> Any:
                         # A stream must end when its token is revoked or its user leaves.
                         next_check = loop.time() + TOKEN_RECHECK_S
                         try:
-                            await ctx.services.accounts.authenticate(token)
+                            await ctx.services.accounts.authenticate(token, kind)
                         except Unauthorized:
                             break
                     if loop.time() - last_write >= keepalive:

@@ -194,15 +194,17 @@ class AccountService:
 
     # -- sign-in --------------------------------------------------------------------
 
-    async def login(self, email: str, password: str) -> tuple[str, Doc]:
+    async def login(self, email: str, password: str, kind: str = "api") -> tuple[str, Doc]:
         user = await self._db.find_one("users", {"email": normalize_email(email)})
         stored = user.get("password_hash") if user else None
         ok = await self.passwords.verify(stored, password)
         if not (ok and user and stored and user.get("active", True)):
             raise Unauthorized("wrong e-mail or password", code="invalid_credentials")
-        return await self._issue_token(user), user
+        return await self._issue_token(user, kind), user
 
-    async def _issue_token(self, user: Doc) -> str:
+    async def _issue_token(self, user: Doc, kind: str = "api") -> str:
+        """A bearer token (``api``) or a web session (``session``): both stored hashed,
+        both revoked by sign-out and deactivation."""
         token = new_secret()
         await self._db.insert(
             "tokens",
@@ -216,17 +218,20 @@ class AccountService:
                 "email": user["email"],
                 "name": user.get("name") or "",
                 "role": user["role"],
+                "kind": kind,
                 "created_at": clock.now_iso(),
                 "expires_at": clock.later_iso(self._token_ttl_s),
             },
         )
         return token
 
-    async def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str, kind: str = "api") -> Principal:
         token_hash = digest(token)
         cached = self._principals.get(token_hash)
         if cached is not None:
             if cached[1] >= clock.now_iso():
+                if cached[0].kind != kind:
+                    raise Unauthorized("invalid or expired token", code="invalid_token")
                 return cached[0]
             del self._principals[token_hash]
         generation = self._generation
@@ -234,6 +239,8 @@ class AccountService:
         if record is None or record["expires_at"] < clock.now_iso():
             raise Unauthorized("invalid or expired token", code="invalid_token")
         principal = Principal.of_user(record, token_hash)
+        if principal.kind != kind:
+            raise Unauthorized("invalid or expired token", code="invalid_token")
         if self._cache_tokens and generation == self._generation:
             if len(self._principals) >= MAX_CACHED_TOKENS:
                 self._principals.pop(next(iter(self._principals)))
@@ -353,7 +360,7 @@ class AccountService:
         )
 
     async def accept_invitation(
-        self, token: str, password: str, name: str | None
+        self, token: str, password: str, name: str | None, kind: str = "api"
     ) -> tuple[str, Doc]:
         _check_password(password)
         invitation = await self._db.update_one(
@@ -373,7 +380,7 @@ class AccountService:
         )
         if user is None:
             raise NotFound("invitation not found, used or expired", code="invitation_invalid")
-        return await self._issue_token(user), user
+        return await self._issue_token(user, kind), user
 
     async def update_me(self, principal: Principal, changes: dict[str, Any]) -> Doc:
         """A user's own name and time zone."""
