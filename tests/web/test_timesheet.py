@@ -49,7 +49,7 @@ def test_start_by_search_ticks_and_follows_the_api_live(
     expect(page.locator("[data-tt-running]")).to_have_count(0)
     page.fill("input[name=task-search]", "design")
     result = page.locator(f'[data-tt-results] [data-tt-task-id="{tasks["design"]["id"]}"]')
-    expect(result).to_contain_text("Client <b>Work</b> › Design review")
+    expect(result).to_contain_text("Client <b>Work</b> \u203a Design review")
     # Server-side search: only matches come back, never the whole tree.
     expect(page.locator("[data-tt-results] [data-tt-task-id]")).to_have_count(1)
     page.fill("input[name=note]", "first pass")
@@ -108,7 +108,7 @@ def test_manual_entry_add_edit_delete_and_errors(
     expect(day).to_have_attribute("data-total-s", "3600")
     entry = day.locator("[data-tt-entry-id]")
     expect(entry).to_contain_text("Copy writing")
-    expect(entry).to_contain_text("09:00–10:00")
+    expect(entry).to_contain_text("09:00\u201310:00")
     expect(entry).to_contain_text("forgot <i>this</i>")
     assert _week_total(page) == 3600
     (stored,) = stack.api.request("GET", "/entries")["items"]
