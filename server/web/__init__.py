@@ -8,12 +8,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import invite, reports, session, team, timesheet
+from . import integrations, invite, reports, session, team, timesheet
 
 STATIC = Path(__file__).parent / "static"
 
 # Each page module has a ``routes`` table; a new page adds its module here.
-PAGES = (session, timesheet, team, invite, reports)
+PAGES = (session, timesheet, team, invite, reports, integrations)
 
 
 def install(app: web.Application) -> list[web.AbstractRoute]:

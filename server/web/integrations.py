@@ -81,13 +81,14 @@ def _tool(request: web.Request) -> Tool:
     return tool
 
 
-def status_text(tool: Tool, status: str, error: str | None) -> str:
+def status_text(tool: Tool, status: str, error: str | None, next_sync: str = "") -> str:
     """The status word of the API as a sentence a person understands."""
     label = tool.label
+    next_sync = f"; next at {next_sync}" if next_sync else ""
     if status == "not_connected":
         return f"{label} is not connected."
     if status == "ok":
-        return f"Connected. {label} is synchronized automatically every hour."
+        return f"Connected. {label} is synchronized automatically{next_sync}."
     if status == "syncing":
         return f"Synchronizing with {label} now…"
     if status == "needs_reauth":
@@ -142,10 +143,13 @@ def asana_refusal(code: str, description: str, scopes: str) -> str:
     return f"Asana did not connect ({code}).{said}"
 
 
-def _when(moment: str | None, tz: ZoneInfo) -> str:
+def _when(moment: str | None, tz: ZoneInfo, short: bool = False) -> str:
     if not moment:
         return ""
     local = lt.local(moment, tz)
+    if short:
+        same_day = local.date() == datetime.now(tz).date()
+        return local.strftime("%H:%M:%S" if same_day else "%d %b, %H:%M")
     return local.strftime("%a %d %b %Y, %H:%M")
 
 
@@ -162,12 +166,12 @@ def _counts(sync: dict[str, Any]) -> list[tuple[str, int]]:
     return [(word, int(counts.get(word) or 0)) for word in COUNT_WORDS]
 
 
-def _sync_view(sync: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+def _sync_view(sync: dict[str, Any], tz: ZoneInfo, short: bool = False) -> dict[str, Any]:
     return {
         "id": sync["id"],
         "state": sync["state"],
         "started_at": sync.get("started_at") or "",
-        "started": _when(sync.get("started_at"), tz),
+        "started": _when(sync.get("started_at"), tz, short),
         "duration": _duration(sync),
         "counts": _counts(sync),
         "requests": (sync.get("counts") or {}).get("requests"),
@@ -178,18 +182,21 @@ def _sync_view(sync: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
 async def _asana_details(request: web.Request, user: Principal) -> dict[str, Any]:
     """Workspaces and co-workers, read live from Asana (the provider's answer, or why not)."""
     flow = services(request).sync.asana
+    problems: list[str] = []
+
+    async def read(call: Awaitable[list[Any]]) -> list[Any] | None:
+        try:
+            return await call
+        except DomainError as exc:
+            problems.append(exc.detail)
+            return None
+
     workspaces, coworkers = await asyncio.gather(
-        flow.workspaces(user), flow.coworkers(user), return_exceptions=True
+        read(flow.workspaces(user)), read(flow.coworkers(user))
     )
-    problems = [
-        exc.detail for exc in (workspaces, coworkers) if isinstance(exc, DomainError)
-    ]
-    for result in (workspaces, coworkers):
-        if isinstance(result, BaseException) and not isinstance(result, DomainError):
-            raise result
     return {
-        "workspaces": workspaces if isinstance(workspaces, list) else None,
-        "coworkers": coworkers if isinstance(coworkers, list) else None,
+        "workspaces": workspaces,
+        "coworkers": coworkers,
         "problem": "; ".join(dict.fromkeys(problems)),
     }
 
@@ -233,7 +240,12 @@ async def integrations_view(
         card: dict[str, Any] = {
             "tool": tool,
             "status": state,
-            "status_text": status_text(tool, state, integration and integration.get("error")),
+            "status_text": status_text(
+                tool,
+                state,
+                integration.get("error") if integration else None,
+                _when(integration.get("next_sync_at"), tz, short=True) if integration else "",
+            ),
             "exists": integration is not None,
             "connected": state not in ("not_connected", "unlinked"),
             "syncable": state in SYNCABLE,
@@ -248,7 +260,7 @@ async def integrations_view(
             if integration.get("last_sync"):
                 card["last_sync"] = _sync_view(integration["last_sync"], tz)
             syncs = await svc.sync.list_syncs(user, tool.service, skip=0, limit=HISTORY)
-            card["history"] = [_sync_view(s, tz) for s in syncs]
+            card["history"] = [_sync_view(s, tz, short=True) for s in syncs]
             if tool.service == "asana" and state in SYNCABLE:
                 card["asana"] = await _asana_details(request, user)
         cards.append(card)

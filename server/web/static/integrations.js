@@ -30,6 +30,24 @@ for (const link of document.querySelectorAll("[data-tt-cancel]")) {
   });
 }
 
+// Asana's consent page is another origin: ask the API for the authorize URL and go there
+// (without scripts the form posts and the server redirects).
+for (const form of document.querySelectorAll("form[data-tt-asana-start]")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      const path = form.dataset.ttAsanaStart === "reenable" ? "/integrations/asana/reenable" : "/integrations/asana";
+      const { authorize_url: url } = await api("POST", path, form.dataset.ttAsanaStart === "reenable" ? {} : undefined);
+      window.location.href = url;
+    } catch (error) {
+      button.disabled = false;
+      showAlert(error.message);
+    }
+  });
+}
+
 for (const form of document.querySelectorAll("form[data-tt-settings-form]")) {
   form.querySelector("[data-tt-nojs]").hidden = true;
   const box = form.querySelector("input[name=keywords_from_ids]");
