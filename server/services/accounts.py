@@ -308,6 +308,18 @@ class AccountService:
             await self.mail_invitations(principal, [(user, invite)])
         return user, invite
 
+    async def reinvite(self, principal: Principal, user_id: str) -> Invite:
+        """A fresh one-time link (mailed when mail is configured) for a user who has not
+        joined yet: links are stored hashed, so a lost one cannot be shown again."""
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        user = await self.get_user(principal.account_id, user_id)
+        if user.get("password_hash") or not user.get("active", True):
+            raise Conflict("this user is not waiting for an invitation", code="not_invited")
+        invite = await self.invite(principal.account_id, user)
+        await self.mail_invitations(principal, [(user, invite)])
+        return invite
+
     async def invite(self, account_id: str, user: Doc) -> Invite:
         token = new_secret()
         invite = Invite(

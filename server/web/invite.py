@@ -8,8 +8,10 @@ from ..domain.errors import DomainError
 from .core import render, services, set_session
 
 routes = web.RouteTableDef()
-# The token is in the address: keep it out of Referer headers and caches.
-PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+# The token is in the address: keep it out of caches. Referer headers go to our own
+# origin only (the pages' same-origin policy; "no-referrer" would make the browser send
+# "Origin: null" with the form, which the origin check refuses).
+PRIVATE = {"Cache-Control": "no-store"}
 
 
 def _page(

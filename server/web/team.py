@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ..domain.errors import DomainError
+from ..services.accounts import Invite
 from ..services.principal import Principal
 from .core import page, render, services
 
@@ -94,25 +95,38 @@ async def add_user(request: web.Request, user: Principal) -> web.StreamResponse:
         elif exc.code == "validation_error":
             message = "A password needs at least 8 characters (or leave it empty to invite)."
         return await team(request, user, alerts=[message], form=values, status=exc.status)
-    if invite is not None and invite.mail == "sent":
-        return await team(request, user, notice=f"Invitation mailed to {created['email']}.")
     if invite is not None:
-        # The link is shown once, in this answer (it is a secret: never in a URL we
-        # redirect to). A mail that failed leaves the invitation valid: pass it on.
-        failed = " The invitation mail could not be sent." if invite.mail == "failed" else ""
-        return await team(
-            request,
-            user,
-            notice=f"Invitation created for {created['email']}.{failed} Pass this link on:",
-            invite_url=invite.url,
-        )
+        return await _invite_answer(request, user, invite, created["email"])
     raise web.HTTPSeeOther("/team")
+
+
+async def _invite_answer(
+    request: web.Request, user: Principal, invite: Invite, email: str = ""
+) -> web.Response:
+    who = f" for {email}" if email else ""
+    if invite.mail == "sent":
+        return await team(request, user, notice=f"Invitation{who} mailed.")
+    # The link is shown once, in this answer (it is a secret: never in a URL we
+    # redirect to). A mail that failed leaves the invitation valid: pass it on.
+    failed = " The invitation mail could not be sent." if invite.mail == "failed" else ""
+    return await team(
+        request,
+        user,
+        notice=f"Invitation{who} created.{failed} Pass its link on.",
+        invite_url=invite.url,
+    )
 
 
 @routes.post("/team/users/{id}")
 @page(admin=True)
 async def change_user(request: web.Request, user: Principal) -> web.StreamResponse:
     form = await request.post()
+    if "reinvite" in form:
+        try:
+            invite = await services(request).accounts.reinvite(user, request.match_info["id"])
+        except DomainError as exc:
+            return await team(request, user, alerts=[exc.detail], status=exc.status)
+        return await _invite_answer(request, user, invite)
     changes: dict[str, Any] = {}
     if form.get("role") in ("admin", "user"):
         changes["role"] = form["role"]

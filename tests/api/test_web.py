@@ -210,7 +210,7 @@ async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api)
     client.session.cookie_jar.clear()
     response = await client.get(f"/{path}")
     assert response.status == 200 and "Join Tasktimer" in await response.text()
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
     response = await client.post(f"/{path}", data={"password": "short"})
     assert response.status == 400 and "at least 8 characters" in await response.text()
     response = await client.post(

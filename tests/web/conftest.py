@@ -1,6 +1,6 @@
 """Browser-test harness for the web app: the real server process (`python -m server`)
 with the fake providers behind it (tests/e2e/stack.py), and Debian's Chromium driven by
-Playwright. One server per test module, one browser per session, a fresh browser context
+Playwright. One server and one browser per test module, a fresh browser context
 (cookies, storage) per test."""
 
 from __future__ import annotations
@@ -90,7 +90,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         loop.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright runs an event loop in this thread while it is
+# open, and the async (pytest-aiohttp) tests of other directories need the thread free.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
