@@ -133,7 +133,9 @@ async def timesheet(
                 "is_today": day == lt.today(tz),
                 "entries": listed,
                 "total_s": sum(e["span"].overlap_s(lo, hi) for e in entries),
-                "has_running": any(e["running"] and e["span"].overlap_s(lo, hi) for e in entries),
+                "has_running": any(
+                    e["running"] and e["span"].start < hi and e["span"].end >= lo for e in entries
+                ),
             }
         )
     for d in days:
