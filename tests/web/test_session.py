@@ -76,3 +76,13 @@ def test_first_sign_in_adopts_the_browsers_time_zone(page: Page, stack: Stack) -
     expect(page.locator("[data-tt-week]")).to_contain_text("Europe/Warsaw")
     page.reload()
     expect(page.locator("body")).not_to_have_attribute("data-tt-tz-unset", "")
+
+
+def test_an_open_page_follows_a_deactivation_to_the_sign_in_page(page: Page, stack: Stack) -> None:
+    user = stack.new_user()
+    sign_in(page, user["email"], USER_PASSWORD)
+    expect(page.locator("[data-tt-week]")).to_be_visible()
+    stack.api.request("PATCH", f"/users/{user['id']}", {"active": False})
+    # The event stream ends with the session; the page notices and leaves.
+    expect(page.locator("form[name=sign-in]")).to_be_visible(timeout=15_000)
+    expect(page.locator("[data-tt-user]")).to_have_count(0)

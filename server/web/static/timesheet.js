@@ -93,6 +93,14 @@ function listen() {
   source.addEventListener("tasks", () => {
     if (searchInput.value.trim()) search(searchInput, results, true);
   });
+  source.addEventListener("error", () => {
+    // A refused stream (session ended) is not retried by the browser: find out why
+    // (api() sends a signed-out page to sign-in) and listen again otherwise.
+    if (source.readyState !== EventSource.CLOSED) return;
+    api("GET", "/me")
+      .then(() => setTimeout(listen, 2000))
+      .catch(() => {});
+  });
 }
 listen();
 
