@@ -156,6 +156,9 @@ class TaskOut(BaseModel):
     source: SourceOut | None
     my_role: Role | None
     trackable: bool
+    has_children: bool = Field(
+        default=False, description="Whether the caller sees any subtask (archived ones included)"
+    )
 
 
 class TaskQuery(ListQuery):

@@ -92,6 +92,7 @@ class TaskService:
     @staticmethod
     def present(tree: Tree, principal: Principal, task_id: str) -> dict[str, Any]:
         task = tree.tasks[task_id]
+        visible = tree.view(principal.user_id, principal.is_admin).visible
         return {
             "id": task_id,
             "parent_id": task.get("parent_id"),
@@ -103,6 +104,11 @@ class TaskService:
             "source": source_of(task),
             "my_role": tree.role(principal.user_id, principal.is_admin, task_id),
             "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
+            # Lets a tree view show an expander without loading the children first.
+            "has_children": any(
+                child in visible and not tree.is_removed(child)
+                for child in tree.children.get(task_id, ())
+            ),
         }
 
     def _visible_task(self, tree: Tree, principal: Principal, task_id: str) -> Doc:
@@ -158,6 +164,22 @@ class TaskService:
                 continue
             out.append(self.present(tree, principal, task_id))
         out.sort(key=lambda t: [fold(p) for p in t["path"]])
+        return out
+
+    async def top_level(
+        self, principal: Principal, *, include_archived: bool
+    ) -> list[dict[str, Any]]:
+        """The tree's first level as the caller sees it (the roots of the tasks they may see)."""
+        tree = await self.tree(principal.account_id)
+        view = tree.view(principal.user_id, principal.is_admin)
+        out = [
+            self.present(tree, principal, task_id)
+            for task_id in tree.children.get(None, ())
+            if task_id in view.visible
+            and not tree.is_removed(task_id)
+            and (include_archived or not tree.is_archived(task_id))
+        ]
+        out.sort(key=lambda t: fold(t["name"]))
         return out
 
     async def get(self, principal: Principal, task_id: str) -> dict[str, Any]:
