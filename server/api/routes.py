@@ -164,14 +164,17 @@ async def accept_invitation(ctx: Ctx) -> Any:
 )
 async def list_tasks(ctx: Ctx) -> Any:
     q: m.TaskQuery = ctx.query
-    items = await ctx.services.tasks.list_tasks(
+    offset = decode_cursor(q.cursor)
+    items, has_more = await ctx.services.tasks.list_page(
         ctx.user,
         q=q.q,
         parent_id=q.parent_id,
         include_archived=q.include_archived,
         trackable=q.trackable,
+        skip=offset,
+        limit=q.limit,
     )
-    return page_of(items, q.cursor, q.limit)
+    return envelope(items, offset, q.limit, has_more)
 
 
 @api.route(
