@@ -146,13 +146,16 @@ async def timesheet(
     syncable = [i["service"] for i in integrations if i["status"] in SYNCABLE]
 
     query = request.query.get("task-search", "").strip()
-    results = []
+    results: list[dict[str, Any]] = []
     if query:
-        results = (
-            await svc.tasks.list_tasks(
-                user, q=query, parent_id=None, include_archived=False, trackable=True
-            )
-        )[:SEARCH_LIMIT]
+        results, _ = await svc.tasks.list_page(
+            user,
+            q=query,
+            parent_id=None,
+            include_archived=False,
+            trackable=True,
+            limit=SEARCH_LIMIT,
+        )
 
     editing = None
     edit_id = request.query.get("edit")
