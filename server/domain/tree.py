@@ -119,9 +119,24 @@ class Tree:
         stops as soon as it has the page it needs, instead of presenting and sorting every
         match of a large tree."""
         if self._search is None:
-            keyed = [([fold(p) for p in self.path(t)], n, t) for n, t in enumerate(self.tasks)]
-            keyed.sort()
-            self._search = [(t, " / ".join(key)) for key, _, t in keyed]
+            folded: dict[str, tuple[str, ...]] = {}
+
+            def key(task_id: str) -> tuple[str, ...]:
+                # Each name is folded once; a task's key extends its parent's.
+                known = folded.get(task_id)
+                if known is None:
+                    chain = [task_id, *self.ancestors(task_id)]
+                    known = ()
+                    for node in reversed(chain):
+                        cached = folded.get(node)
+                        if cached is None:
+                            cached = (*known, fold(self.tasks[node]["name"]))
+                            folded[node] = cached
+                        known = cached
+                return known
+
+            keyed = sorted((key(t), n, t) for n, t in enumerate(self.tasks))
+            self._search = [(t, " / ".join(k)) for k, _, t in keyed]
         return self._search
 
     def is_removed(self, task_id: str) -> bool:
