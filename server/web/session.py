@@ -53,14 +53,19 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         token, _ = await services(request).accounts.login(email, password, kind="session")
     except DomainError as exc:
         headers = {}
-        retry = exc.extra.get("retry_after")
-        if retry is not None:
+        retry = exc.extra.get("retry_after_s")
+        if exc.code == "invalid_credentials":
+            message = "Wrong e-mail or password."
+        elif exc.code == "rate_limited" and isinstance(retry, int):
+            # The same limit as the API's login (the accounts service counts the failures).
             headers["Retry-After"] = str(retry)
-        message = (
-            "Wrong e-mail or password."
-            if exc.code == "invalid_credentials"
-            else f"Signing in failed: {exc.detail}"
-        )
+            minutes = max(1, -(-retry // 60))
+            message = (
+                "Too many failed sign-ins for this e-mail address. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            )
+        else:
+            message = f"Signing in failed: {exc.detail}"
         return sign_in_page(
             request,
             next_path=next_path,

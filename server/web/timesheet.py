@@ -175,7 +175,9 @@ async def timesheet(
                 "tags": ", ".join(match["tags"]),
             }
     if editing is None:
-        editing = {"date": lt.today(tz).isoformat() if asked is None else monday.isoformat()}
+        today = lt.today(tz)
+        in_week = monday <= today < monday + timedelta(days=7)
+        editing = {"date": (today if in_week else monday).isoformat()}
 
     return render(
         request,
