@@ -103,9 +103,10 @@ def page(*, admin: bool = False) -> Callable[[PageHandler], Callable[[web.Reques
         async def wrapped(request: web.Request) -> web.StreamResponse:
             user = await current_user(request)
             if user is None:
-                if request.method == "GET":
+                if request.method in ("GET", "HEAD"):
                     raise web.HTTPFound(f"/?next={quote(request.path_qs, safe='')}")
-                raise web.HTTPFound("/")
+                # A form posted after the session ended: to sign-in, not back to a POST.
+                raise web.HTTPSeeOther("/")
             if admin and not user.is_admin:
                 raise Forbidden("This page is for admins.")
             return await handler(request, user)
