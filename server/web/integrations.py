@@ -6,6 +6,7 @@ same integration services as the API; the page's script only makes it quicker.""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,39 @@ def _tool(request: web.Request) -> Tool:
     return tool
 
 
+_HTTP_STATUS = re.compile(r"(?:\bHTTP |\()(\d{3})\b")
+
+
+def error_in_words(label: str, error: str | None) -> str:
+    """A provider error as a sentence; the technical text is shown beside it."""
+    text = error or ""
+    lowered = text.lower()
+    match = _HTTP_STATUS.search(text)
+    code = int(match.group(1)) if match else None
+    if code == 429 or "rate limited" in lowered:
+        return f"{label} limited how many requests we may send; the next synchronization waits"
+    if code is not None and code >= 500:
+        return f"{label} had a server error (HTTP {code})"
+    if code == 401:
+        return f"{label} refused the saved login"
+    if code == 403:
+        return (
+            f"{label} refused access to some of the data (HTTP 403): check what the connected"
+            " account may see"
+        )
+    if code == 404:
+        return f"{label} no longer has something it listed before (HTTP 404)"
+    if "timeout" in lowered or "timed out" in lowered:
+        return f"{label} did not answer in time"
+    if "connect" in lowered or "dns" in lowered:
+        return f"{label} could not be reached"
+    if "json" in lowered or "malformed" in lowered or "unreadable" in lowered:
+        return f"{label} sent an answer that could not be read"
+    if lowered == "internal error during the sync":
+        return "Tasktimer hit an internal error (see the server log)"
+    return text or "unknown error"
+
+
 def status_text(tool: Tool, status: str, error: str | None, next_sync: str = "") -> str:
     """The status word of the API as a sentence a person understands."""
     label = tool.label
@@ -104,7 +138,10 @@ def status_text(tool: Tool, status: str, error: str | None, next_sync: str = "")
             " Re-enable to bring them back."
         )
     if status == "error":
-        return f"The last synchronization failed: {error or 'unknown error'}. It is retried."
+        return (
+            f"The last synchronization failed: {error_in_words(label, error)}."
+            " It is tried again at the next synchronization."
+        )
     return status
 
 
