@@ -203,7 +203,9 @@ def _counts(sync: dict[str, Any]) -> list[tuple[str, int]]:
     return [(word, int(counts.get(word) or 0)) for word in COUNT_WORDS]
 
 
-def _sync_view(sync: dict[str, Any], tz: ZoneInfo, short: bool = False) -> dict[str, Any]:
+def _sync_view(
+    sync: dict[str, Any], tz: ZoneInfo, label: str, short: bool = False
+) -> dict[str, Any]:
     return {
         "id": sync["id"],
         "state": sync["state"],
@@ -213,6 +215,7 @@ def _sync_view(sync: dict[str, Any], tz: ZoneInfo, short: bool = False) -> dict[
         "counts": _counts(sync),
         "requests": (sync.get("counts") or {}).get("requests"),
         "error": sync.get("error") or "",
+        "error_words": error_in_words(label, sync.get("error")) if sync.get("error") else "",
     }
 
 
@@ -295,9 +298,9 @@ async def integrations_view(
         }
         if integration is not None:
             if integration.get("last_sync"):
-                card["last_sync"] = _sync_view(integration["last_sync"], tz)
+                card["last_sync"] = _sync_view(integration["last_sync"], tz, tool.label)
             syncs = await svc.sync.list_syncs(user, tool.service, skip=0, limit=HISTORY)
-            card["history"] = [_sync_view(s, tz, short=True) for s in syncs]
+            card["history"] = [_sync_view(s, tz, tool.label, short=True) for s in syncs]
             if tool.service == "asana" and state in SYNCABLE:
                 card["asana"] = await _asana_details(request, user)
         cards.append(card)
