@@ -6,7 +6,7 @@ import html
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from ..domain.errors import DomainError, ValidationFailed
 from . import models as m
@@ -244,7 +244,7 @@ class CoworkerOut(BaseModel):
 
 
 class InvitationsBody(m.Body):
-    emails: list[EmailStr] = Field(min_length=1, max_length=200)
+    emails: list[m.Email] = Field(min_length=1, max_length=200)
 
 
 class InvitationOut(BaseModel):

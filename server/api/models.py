@@ -6,15 +6,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
 
+from ..domain import emails
 from ..domain.clock import MAX_YEAR, MIN_YEAR, iso
 
 ServiceName = Literal["heyspace", "asana", "pivotaltracker"]
@@ -43,6 +44,13 @@ def _utc(value: Any) -> Any:
     return value
 
 
+# The one address rule (server/domain/emails.py), with its exact pattern in the schema.
+Email = Annotated[
+    str,
+    AfterValidator(emails.check_email),
+    WithJsonSchema({"type": "string", "pattern": emails.PATTERN, "maxLength": emails.MAX_LENGTH}),
+]
+
 # Accepted as any ISO 8601 form, stored and answered as fixed-width UTC with "Z".
 Timestamp = Annotated[
     str,
@@ -68,7 +76,7 @@ class ListQuery(Query):
 
 
 class LoginBody(Body):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
@@ -88,7 +96,7 @@ class LoginOut(BaseModel):
 
 
 class UserCreate(Body):
-    email: EmailStr
+    email: Email
     name: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     role: Literal["admin", "user"] = "user"

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..domain import clock
+from ..domain.emails import check_email, email_key
 from ..domain.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from ..store.base import Backend, Doc, DuplicateKey
 from .ids import digest, new_id, new_secret
@@ -25,8 +26,12 @@ MIN_PASSWORD = 8
 UserHook = Callable[[str, str], Awaitable[None]]
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
+def valid_email(email: str) -> str:
+    """The address as given, or a 400 naming the field (API.md, "E-mail addresses")."""
+    try:
+        return check_email(email)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), [{"field": "email", "message": str(exc)}]) from None
 
 
 def public_user(doc: Doc) -> dict[str, Any]:
@@ -139,10 +144,12 @@ class AccountService:
     async def _insert_user(
         self, account_id: str, email: str, name: str, role: str, password_hash: str | None
     ) -> Doc:
+        email = valid_email(email)
         doc: Doc = {
             "_id": new_id(),
             "account_id": account_id,
-            "email": normalize_email(email),
+            "email": email,
+            "email_key": email_key(email),
             "name": name,
             "role": role,
             "active": True,
@@ -160,7 +167,7 @@ class AccountService:
     # -- sign-in --------------------------------------------------------------------
 
     async def login(self, email: str, password: str) -> tuple[str, Doc]:
-        user = await self._db.find_one("users", {"email": normalize_email(email)})
+        user = await self._db.find_one("users", {"email_key": email_key(email)})
         stored = user.get("password_hash") if user else None
         ok = await self.passwords.verify(stored, password)
         if not (ok and user and stored and user.get("active", True)):
@@ -237,8 +244,9 @@ class AccountService:
         return [u["_id"] for u in users]
 
     async def users_by_email(self, account_id: str) -> dict[str, Doc]:
+        """The account's users by ``email_key`` of their address."""
         users = await self._db.find("users", {"account_id": account_id})
-        return {u["email"]: u for u in users}
+        return {email_key(u["email"]): u for u in users}
 
     async def create_user(
         self,
