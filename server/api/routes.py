@@ -49,7 +49,7 @@ def _user(doc: dict[str, Any], invite_url: str | None = None) -> dict[str, Any]:
     body=m.LoginBody,
     response=m.LoginOut,
     auth=False,
-    errors=(401,),
+    errors=(401, 429),
 )
 async def login(ctx: Ctx) -> Any:
     token, user = await ctx.services.accounts.login(ctx.body.email, ctx.body.password)

@@ -110,6 +110,9 @@ EVENTS = CollectionSpec(
 )
 # Short per-user leases that serialise timer switches across server processes.
 TIMER_LOCKS = CollectionSpec("timer_locks", {"account_id": T, "holder": T, "expires_at": T})
+# Failed sign-ins per e-mail address (keyed by a digest of its comparison key) in the
+# current window: shared by every server process, so throttling holds across them.
+LOGIN_THROTTLE = CollectionSpec("login_throttle", {"window_start": T}, (Index(("window_start",)),))
 OAUTH_STATES = CollectionSpec(
     "oauth_states",
     {"account_id": T, "user_id": T, "expires_at": T, "used": B},
@@ -129,4 +132,5 @@ ALL = (
     EVENTS,
     TIMER_LOCKS,
     OAUTH_STATES,
+    LOGIN_THROTTLE,
 )
