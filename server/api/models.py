@@ -6,15 +6,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
 
+from ..domain import emails
 from ..domain.clock import MAX_YEAR, MIN_YEAR, iso
 
 ServiceName = Literal["heyspace", "asana", "pivotaltracker"]
@@ -43,6 +44,13 @@ def _utc(value: Any) -> Any:
     return value
 
 
+# The one address rule (server/domain/emails.py), with its exact pattern in the schema.
+Email = Annotated[
+    str,
+    AfterValidator(emails.check_email),
+    WithJsonSchema({"type": "string", "pattern": emails.PATTERN, "maxLength": emails.MAX_LENGTH}),
+]
+
 # Accepted as any ISO 8601 form, stored and answered as fixed-width UTC with "Z".
 Timestamp = Annotated[
     str,
@@ -68,7 +76,7 @@ class ListQuery(Query):
 
 
 class LoginBody(Body):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
@@ -104,7 +112,7 @@ class LoginOut(BaseModel):
 
 
 class UserCreate(Body):
-    email: EmailStr
+    email: Email
     name: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     role: Literal["admin", "user"] = "user"
@@ -253,6 +261,8 @@ class StartBody(Body):
     note: Note = ""
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
+    # A replayed click: the entry starts here instead of at the server's clock.
+    at: Timestamp | None = None
 
 
 class StartOut(BaseModel):
@@ -262,6 +272,7 @@ class StartOut(BaseModel):
 
 class StopBody(Body):
     entry_id: Id | None = None
+    at: Timestamp | None = None
 
 
 class StopOut(BaseModel):
