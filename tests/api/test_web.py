@@ -290,3 +290,20 @@ async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> No
     assert 'data-tt-day="2026-01-06" data-total-s="3600"' in html
     assert 'data-tt-day="2026-01-07" data-total-s="0"' in html
     assert "22:00" in html and "America/New_York" in html
+
+
+async def test_the_timesheet_never_ships_the_task_tree(client: Client, admin: Api) -> None:
+    status, root = await admin.post("/api/v1/tasks", {"name": "Big project"})
+    assert status == 201
+    names = [f"Unshipped task {i:03d}" for i in range(60)]
+    for name in names:
+        status, _ = await admin.post("/api/v1/tasks", {"name": name, "parent_id": root["id"]})
+        assert status == 201
+    await sign_in(client)
+    html = await (await client.get("/")).text()
+    assert not any(name in html for name in names)
+    # Searching returns one page of matches, from the server.
+    html = await (await client.get("/?task-search=unshipped")).text()
+    assert html.count("data-tt-task-id=") == 20
+    status, page = await Api(client).get("/api/v1/tasks?q=unshipped&trackable=true&limit=20")
+    assert status == 200 and len(page["items"]) == 20 and page["next_cursor"]
