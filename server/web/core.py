@@ -195,6 +195,14 @@ def set_session(request: web.Request, response: web.StreamResponse, token: str) 
     )
 
 
+async def end_session(request: web.Request) -> None:
+    """Revokes the session this request carries, if it is a live one (signing in anew or
+    accepting an invitation replaces it: the old value must not stay usable)."""
+    user = await current_user(request)
+    if user is not None and user.kind == "session":
+        await services(request).accounts.logout(user)
+
+
 def clear_session(request: web.Request, response: web.StreamResponse) -> None:
     settings = request.app[SETTINGS]
     response.del_cookie(

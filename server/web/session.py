@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..domain.errors import DomainError
-from .core import clear_session, current_user, render, safe_next, services, set_session
+from .core import clear_session, end_session, render, safe_next, services, set_session
 
 routes = web.RouteTableDef()
 MAX_EMAIL = 320
@@ -74,6 +74,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             status=exc.status,
             headers=headers,
         )
+    await end_session(request)
     response = web.HTTPSeeOther(next_path)
     set_session(request, response, token)
     raise response
@@ -81,9 +82,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/sign-out")
 async def sign_out(request: web.Request) -> web.StreamResponse:
-    user = await current_user(request)
-    if user is not None:
-        await services(request).accounts.logout(user)
+    await end_session(request)
     response = web.HTTPSeeOther("/")
     clear_session(request, response)
     raise response

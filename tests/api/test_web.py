@@ -307,3 +307,13 @@ async def test_the_timesheet_never_ships_the_task_tree(client: Client, admin: Ap
     assert html.count("data-tt-task-id=") == 20
     status, page = await Api(client).get("/api/v1/tasks?q=unshipped&trackable=true&limit=20")
     assert status == 200 and len(page["items"]) == 20 and page["next_cursor"]
+
+
+async def test_signing_in_again_replaces_the_old_session(client: Client) -> None:
+    old, csrf = await sign_in(client)
+    # The jar still sends the old (live) cookie: the form needs that session's token.
+    new, _ = await sign_in(client, csrf=csrf)
+    assert new != old
+    client.session.cookie_jar.clear()
+    assert (await client.get("/api/v1/me", cookies={SESSION: old})).status == 401
+    assert (await client.get("/api/v1/me", cookies={SESSION: new})).status == 200
