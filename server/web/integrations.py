@@ -216,6 +216,24 @@ def _sync_view(
         "requests": (sync.get("counts") or {}).get("requests"),
         "error": sync.get("error") or "",
         "error_words": error_in_words(label, sync.get("error")) if sync.get("error") else "",
+        # Items the provider listed but would not let us read: kept as they were.
+        "unreadable": [
+            str(item.get("name") or item.get("external_id") or "")
+            for item in sync.get("unreadable") or []
+        ],
+    }
+
+
+def _poll_view(poll: dict[str, Any] | None, tz: ZoneInfo) -> dict[str, Any] | None:
+    """The light check for new and changed items between full syncs, when there is one."""
+    if not poll or not poll.get("at"):
+        return None
+    return {
+        "at": poll["at"],
+        "when": _when(poll["at"], tz, short=True),
+        "created": int(poll.get("created") or 0),
+        "updated": int(poll.get("updated") or 0),
+        "error": poll.get("error") or "",
     }
 
 
@@ -291,12 +309,14 @@ async def integrations_view(
             "syncable": state in SYNCABLE,
             "settings": (integration or {}).get("settings") or {},
             "last_sync": None,
+            "last_poll": None,
             "history": [],
             "open_form": open_form == tool.service,
             "confirm_unlink": confirm == tool.service,
             "asana": None,
         }
         if integration is not None:
+            card["last_poll"] = _poll_view(integration.get("last_poll"), tz)
             if integration.get("last_sync"):
                 card["last_sync"] = _sync_view(integration["last_sync"], tz, tool.label)
             syncs = await svc.sync.list_syncs(user, tool.service, skip=0, limit=HISTORY)

@@ -40,3 +40,29 @@ def test_asana_refusals_in_words() -> None:
     assert "access_denied" in asana_refusal("access_denied", "", "")
     assert "start again" in asana_refusal("oauth_state_invalid", "", "")
     assert asana_refusal("weird", "", "") == "Asana did not connect (weird)."
+
+
+def test_sync_records_with_unreadable_items_and_polls() -> None:
+    from zoneinfo import ZoneInfo
+
+    from server.web.integrations import _poll_view, _sync_view
+
+    utc = ZoneInfo("UTC")
+    view = _sync_view(
+        {
+            "id": "s1",
+            "state": "succeeded",
+            "started_at": "2026-12-01T10:00:00.000000Z",
+            "finished_at": "2026-12-01T10:01:30.000000Z",
+            "counts": {"created": 2, "requests": 40},
+            "error": None,
+            "unreadable": [{"external_id": "9", "name": "Secret project", "kind": "project"}],
+        },
+        utc,
+        "Asana",
+    )
+    assert view["duration"] == "1 min 30 s" and view["unreadable"] == ["Secret project"]
+    assert dict(view["counts"])["created"] == 2 and view["requests"] == 40
+    assert _poll_view(None, utc) is None
+    poll = _poll_view({"at": "2026-12-01T10:02:00Z", "created": 1, "requests": 1}, utc)
+    assert poll is not None and poll["created"] == 1 and poll["updated"] == 0
