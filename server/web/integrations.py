@@ -24,6 +24,7 @@ from .core import page, render, services
 
 routes = web.RouteTableDef()
 HISTORY = 10
+ASANA_READ_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -249,9 +250,18 @@ async def _asana_details(request: web.Request, user: Principal) -> dict[str, Any
             problems.append(exc.detail)
             return None
 
-    workspaces, coworkers = await asyncio.gather(
-        read(flow.workspaces(user)), read(flow.coworkers(user))
-    )
+    try:
+        # The page waits for Asana only so long: a slow provider must not hang it.
+        async with asyncio.timeout(ASANA_READ_TIMEOUT_S):
+            workspaces, coworkers = await asyncio.gather(
+                read(flow.workspaces(user)), read(flow.coworkers(user))
+            )
+    except TimeoutError:
+        return {
+            "workspaces": None,
+            "coworkers": None,
+            "problem": "Asana did not answer in time; reload the page to try again",
+        }
     return {
         "workspaces": workspaces,
         "coworkers": coworkers,

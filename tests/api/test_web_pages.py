@@ -5,12 +5,14 @@ storage backends."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp.test_utils import TestClient
 
 from server.keys import SERVICES
+from server.web import integrations as page_module
 from tests.api.test_web import sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from tests.integrations.test_sync_flow import Fakes, fakes  # noqa: F401  (fixture)
@@ -182,3 +184,29 @@ async def test_tasks_forms_work_without_scripts(client: Client) -> None:
     assert f'data-tt-task-id="{child_id}"' not in hidden
     shown = await (await client.get(f"/tasks?task={top['id']}&include-archived=1")).text()
     assert f'data-tt-task-id="{child_id}"' in shown
+
+
+async def test_a_slow_asana_does_not_hang_the_page(
+    make_client: Any,
+    fakes: Fakes,  # noqa: F811
+    monkeypatch: Any,
+) -> None:
+    state = fakes.asana
+    owner = state.add_user("owner@example.com", "Owner")
+    state.set_authorizing_user(owner)
+    state.add_project(state.add_workspace("Company"), "Website")
+    client = await make_client(**fakes.urls)
+    _, csrf = await sign_in(client)
+    start = await post(client, "/integrations/asana/enable", {"csrf": csrf})
+    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
+    callback = urlsplit(authorized.headers["Location"])
+    await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
+    await settle(client)
+    monkeypatch.setattr(page_module, "ASANA_READ_TIMEOUT_S", 0.3)
+    state.faults.slow(3.0, "/workspaces")
+    began = time.monotonic()
+    text = await (await client.get("/integrations")).text()
+    assert time.monotonic() - began < 2.0
+    assert "Asana did not answer in time" in text
+    assert 'data-tt-integration="asana"' in text and 'data-tt-status="ok"' in text
+    state.faults.clear()
