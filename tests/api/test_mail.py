@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from server.services.mail import Mailer, parse_smtp_url
 from server.settings import Settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from tests.integrations.test_sync_flow import Fakes, fakes  # noqa: F401  (fixture)
-from tests.smtp_server import SmtpSink, smtp_sink
+from tests.smtp_server import SmtpSink, self_signed, server_context, smtp_sink
 
 SMTP_USER, SMTP_PASSWORD = "tasktimer-mailer", "smtp-Secret-pw-42"
 SENDER = "Tasktimer <tasktimer@corp.local>"
@@ -213,3 +214,39 @@ def test_smtp_url_parsing_and_masking() -> None:
         Settings(smtp_url="http://u:Very-secret-9@mail.corp.local")
     assert "Very-secret-9" not in str(refused.value)
     assert not Mailer(None, SENDER).configured
+
+
+async def test_starttls_when_offered_protects_the_password(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    async with smtp_sink(
+        user=SMTP_USER, password=SMTP_PASSWORD, starttls=server_context(cert, key)
+    ) as tls_sink:
+        # A certificate nobody vouches for: no fallback to plain text, the mail fails.
+        admin = await mail_admin(make_client, tls_sink.url(SMTP_USER, SMTP_PASSWORD))
+        refused = await invite(admin, "kim@corp.local", "Kim")
+        assert refused["mail"] == "failed" and tls_sink.logins == []
+        # Trusted (as a real server's certificate would be): upgraded, then logged in.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        admin = await mail_admin(make_client, tls_sink.url(SMTP_USER, SMTP_PASSWORD))
+        sent = await invite(admin, "lee@corp.local", "Lee")
+        assert sent["mail"] == "sent"
+        assert tls_sink.logins == [SMTP_USER] and tls_sink.encrypted == [True]
+        await accept(admin, refused["invite_url"])
+
+
+async def test_smtps_url_speaks_tls_from_the_start(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    async with smtp_sink(
+        user=SMTP_USER, password=SMTP_PASSWORD, implicit_tls=server_context(cert, key)
+    ) as tls_sink:
+        url = tls_sink.url(SMTP_USER, SMTP_PASSWORD)
+        assert url.startswith("smtps://")
+        admin = await mail_admin(make_client, url)
+        sent = await invite(admin, "max@corp.local", "Max")
+        assert sent["mail"] == "sent" and tls_sink.encrypted == [True]
+        assert tls_sink.logins == [SMTP_USER]
