@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import pytest
 
 from server.services.mail import Mailer, parse_smtp_url
 from server.settings import Settings
+from tests.api.test_web import sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from tests.integrations.test_sync_flow import Fakes, fakes  # noqa: F401  (fixture)
 from tests.smtp_server import SmtpSink, self_signed, server_context, smtp_sink
@@ -250,3 +252,46 @@ async def test_smtps_url_speaks_tls_from_the_start(
         sent = await invite(admin, "max@corp.local", "Max")
         assert sent["mail"] == "sent" and tls_sink.encrypted == [True]
         assert tls_sink.logins == [SMTP_USER]
+
+
+async def test_the_pages_say_what_became_of_the_mail(
+    make_client: Any,
+    sink: SmtpSink,
+    fakes: Fakes,  # noqa: F811
+) -> None:
+    state = fakes.asana
+    owner = state.add_user("owner@corp.local", "Owner")
+    mate = state.add_user("asana.mate@corp.local", "Mate")
+    state.set_authorizing_user(owner)
+    state.add_project(state.add_workspace("Company"), "Website", members=[owner, mate])
+    client = await make_client(
+        smtp_url=sink.url(SMTP_USER, SMTP_PASSWORD), mail_from=SENDER, **fakes.urls
+    )
+    _, csrf = await sign_in(client)
+
+    # Team page: a mailed invitation shows no link; a refused one shows it to pass on.
+    mailed = await client.post(
+        "/team/users", data={"csrf": csrf, "email": "nia@corp.local", "name": "Nia"}
+    )
+    text = await mailed.text()
+    assert mailed.status == 200 and "mailed" in text and "data-tt-invite-url" not in text
+    refused = await client.post(
+        "/team/users", data={"csrf": csrf, "email": "refuse-ola@corp.local", "name": "Ola"}
+    )
+    text = await refused.text()
+    assert "could not be sent" in text and re.search(r"data-tt-invite-url>http[^<]+<", text)
+    assert [m.recipients for m in sink.messages] == [["nia@corp.local"]]
+
+    # Integrations page: Asana co-workers invited by e-mail.
+    start = await client.post(
+        "/integrations/asana/enable", data={"csrf": csrf}, allow_redirects=False
+    )
+    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
+    callback = urlsplit(authorized.headers["Location"])
+    await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
+    invited = await client.post(
+        "/integrations/asana/invite", data={"csrf": csrf, "coworker": "asana.mate@corp.local"}
+    )
+    text = await invited.text()
+    assert "1 co-worker invited; 1 by e-mail." in text and "data-tt-invite-url" not in text
+    assert sink.messages[-1].recipients == ["asana.mate@corp.local"]
