@@ -18,7 +18,10 @@ def _page(
     request: web.Request, *, name: str = "", error: str = "", status: int = 200
 ) -> web.Response:
     response = render(
-        request, "invite.html", {"name": name, "alerts": [error] if error else []}, status=status
+        request,
+        "invite.html",
+        {"title": "Join Tasktimer", "name": name, "alerts": [error] if error else []},
+        status=status,
     )
     response.headers.update(PRIVATE)
     return response

@@ -25,6 +25,7 @@ def sign_in_page(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     context: dict[str, Any] = {
+        "title": "Sign in",
         "next_path": next_path,
         "email": email,
         "alerts": [error] if error else [],
