@@ -317,3 +317,11 @@ async def test_signing_in_again_replaces_the_old_session(client: Client) -> None
     client.session.cookie_jar.clear()
     assert (await client.get("/api/v1/me", cookies={SESSION: old})).status == 401
     assert (await client.get("/api/v1/me", cookies={SESSION: new})).status == 200
+
+
+async def test_openapi_documents_the_session_cookie(client: Client) -> None:
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    scheme = doc["components"]["securitySchemes"]["session"]
+    assert scheme == {**scheme, "type": "apiKey", "in": "cookie", "name": SESSION}
+    stop = doc["paths"]["/api/v1/timer/stop"]["post"]
+    assert {"session": []} in stop["security"] and "403" in stop["responses"]
