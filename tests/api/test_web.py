@@ -280,6 +280,16 @@ async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) 
 async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> None:
     status, _ = await admin.patch("/api/v1/me", {"time_zone": "America/New_York"})
     assert status == 200
+    # Sunday of the week before, 23:00-01:00 in New York: one hour in each week.
+    status, _ = await admin.post(
+        "/api/v1/entries", {"start": "2026-01-05T04:00:00Z", "end": "2026-01-05T06:00:00Z"}
+    )
+    assert status == 201
+    # And Sunday afternoon of the week before: not in this week at all.
+    status, _ = await admin.post(
+        "/api/v1/entries", {"start": "2026-01-04T15:00:00Z", "end": "2026-01-04T16:00:00Z"}
+    )
+    assert status == 201
     # 03:00 UTC on Wednesday is 22:00 on Tuesday in New York.
     status, _ = await admin.post(
         "/api/v1/entries", {"start": "2026-01-07T03:00:00Z", "end": "2026-01-07T04:00:00Z"}
@@ -287,9 +297,12 @@ async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> No
     assert status == 201
     await sign_in(client)
     html = await (await client.get("/?week=2026-01-05")).text()
+    assert 'data-tt-day="2026-01-05" data-total-s="3600"' in html
     assert 'data-tt-day="2026-01-06" data-total-s="3600"' in html
     assert 'data-tt-day="2026-01-07" data-total-s="0"' in html
     assert "22:00" in html and "America/New_York" in html
+    assert html.count("data-tt-entry-id=") == 2  # the midnight one and Tuesday's
+    assert "10:00\u201311:00" not in html
 
 
 async def test_the_timesheet_never_ships_the_task_tree(client: Client, admin: Api) -> None:
