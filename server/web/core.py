@@ -245,6 +245,8 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = error_page(request, 500, "An unexpected error occurred.")
     for header, value in SECURITY_HEADERS.items():
         response.headers.setdefault(header, value)
+    if request.app[SETTINGS].effective_public_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

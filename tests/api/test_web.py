@@ -60,6 +60,7 @@ async def test_secure_cookie_behind_https(make_client: Any) -> None:
         "/sign-in", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, allow_redirects=False
     )
     assert "Secure" in response.headers["Set-Cookie"]
+    assert (await client.get("/")).headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
 async def test_the_cookie_authenticates_the_api_and_sign_out_revokes_it(client: Client) -> None:
@@ -145,6 +146,7 @@ async def test_security_headers_and_error_pages(client: Client) -> None:
         assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] in ("same-origin", "no-referrer")
+        assert "Strict-Transport-Security" not in response.headers  # plain http here
     response = await client.get("/no/such/page")
     assert response.status == 404 and response.content_type == "text/html"
     assert "Page not found" in await response.text()
