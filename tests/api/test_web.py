@@ -340,3 +340,22 @@ async def test_openapi_documents_the_session_cookie(client: Client) -> None:
     assert scheme == {**scheme, "type": "apiKey", "in": "cookie", "name": SESSION}
     stop = doc["paths"]["/api/v1/timer/stop"]["post"]
     assert {"session": []} in stop["security"] and "403" in stop["responses"]
+
+
+async def test_pages_work_at_another_address_of_the_same_server(client: Client) -> None:
+    # TT_PUBLIC_URL says 127.0.0.1:8080; the browser opened the server at its test address.
+    here = f"http://{client.host}:{client.port}"
+    response = await client.post(
+        "/sign-in",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        headers={"Origin": here},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    response = await client.post(
+        "/sign-in",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        headers={"Origin": "http://evil.example"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
