@@ -210,3 +210,11 @@ async def test_a_slow_asana_does_not_hang_the_page(
     assert "Asana did not answer in time" in text
     assert 'data-tt-integration="asana"' in text and 'data-tt-status="ok"' in text
     state.faults.clear()
+
+
+async def test_asana_without_an_oauth_app_says_what_to_set(client: Client) -> None:
+    _, csrf = await sign_in(client)
+    answer = await post(client, "/integrations/asana/enable", {"csrf": csrf})
+    text = await answer.text()
+    assert answer.status == 409 and 'role="alert"' in text
+    assert "TT_ASANA_CLIENT_ID" in text and "TT_ASANA_CLIENT_SECRET" in text
