@@ -212,6 +212,7 @@ async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api)
     client.session.cookie_jar.clear()
     response = await client.get(f"/{path}")
     assert response.status == 200 and "Join Tasktimer" in await response.text()
+    assert "new@example.com" in await response.text()
     assert response.headers["Cache-Control"] == "no-store"
     response = await client.post(f"/{path}", data={"password": "short"})
     assert response.status == 400 and "at least 8 characters" in await response.text()
@@ -225,6 +226,9 @@ async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api)
     client.session.cookie_jar.clear()
     response = await client.post(f"/{path}", data={"password": "new-password-2"})
     assert response.status == 404 and "already used or has expired" in await response.text()
+    response = await client.get(f"/{path}")
+    assert response.status == 404 and "already used or has expired" in await response.text()
+    assert 'name="password"' not in await response.text()
 
 
 async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) -> None:
