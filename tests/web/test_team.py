@@ -54,6 +54,8 @@ def test_invite_then_accept_and_sign_in(page: Page, stack: Stack) -> None:
     form.locator("button[type=submit]").click()
     link = page.locator("[data-tt-invite-url]")
     expect(link).to_contain_text("/invite/")
+    # Shown in the invited user's row (one link on the page).
+    expect(row(page, "ivy@example.com").locator("[data-tt-invite-url]")).to_have_count(1)
     expect(row(page, "ivy@example.com").locator("[data-tt-state]")).to_have_text("invited")
     shot(page, "team-invited")
     first = link.inner_text().strip()
