@@ -237,6 +237,7 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response = error_page(request, exc.status, messages.get(exc.status, exc.reason))
     except DomainError as exc:
         response = error_page(request, exc.status, exc.detail)
+        response.headers.update(exc.headers)
     except StoreUnavailable:
         log.error("database unavailable", extra={"request_id": request.get(REQUEST_ID)})
         response = error_page(request, 503, "The database is unavailable. Try again shortly.")

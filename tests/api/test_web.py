@@ -363,3 +363,20 @@ async def test_pages_work_at_another_address_of_the_same_server(client: Client) 
         allow_redirects=False,
     )
     assert response.status == 403
+
+
+async def test_the_sign_in_page_obeys_the_login_limit(client: Client) -> None:
+    for _ in range(5):  # failures through the page and the API count together
+        response = await client.post("/sign-in", data={"email": ADMIN_EMAIL, "password": "nope"})
+        assert response.status == 401
+        status, _ = await Api(client).post(
+            "/api/v1/auth/login", {"email": ADMIN_EMAIL, "password": "nope"}
+        )
+        assert status == 401
+    response = await client.post(
+        "/sign-in", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert response.status == 429 and SESSION not in response.cookies
+    assert int(response.headers["Retry-After"]) > 0
+    text = await response.text()
+    assert 'role="alert"' in text and "Too many failed sign-ins" in text
