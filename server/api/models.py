@@ -6,15 +6,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
 
+from ..domain import emails
 from ..domain.clock import MAX_YEAR, MIN_YEAR, iso
 
 ServiceName = Literal["heyspace", "asana", "pivotaltracker"]
@@ -43,6 +44,13 @@ def _utc(value: Any) -> Any:
     return value
 
 
+# The one address rule (server/domain/emails.py), with its exact pattern in the schema.
+Email = Annotated[
+    str,
+    AfterValidator(emails.check_email),
+    WithJsonSchema({"type": "string", "pattern": emails.PATTERN, "maxLength": emails.MAX_LENGTH}),
+]
+
 # Accepted as any ISO 8601 form, stored and answered as fixed-width UTC with "Z".
 Timestamp = Annotated[
     str,
@@ -68,8 +76,16 @@ class ListQuery(Query):
 
 
 class LoginBody(Body):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+MailOutcome = Literal["sent", "failed", "not_configured"]
+MAIL_DESCRIPTION = (
+    "What became of the invitation mail: `sent` (the mail server accepted it), `failed` "
+    "(it refused it or could not be reached: pass `invite_url` on yourself; the invitation "
+    "stays valid) or `not_configured` (no TT_SMTP_URL: no mail was sent)."
+)
 
 
 class UserOut(BaseModel):
@@ -79,7 +95,15 @@ class UserOut(BaseModel):
     role: Literal["admin", "user"]
     active: bool
     account_id: str
-    invite_url: str | None = None
+    time_zone: str = Field(
+        default="UTC", description="IANA time zone name; the pages show local days in it"
+    )
+    invite_url: str | None = Field(
+        default=None, description="One-time link of a new invitation (only when just invited)"
+    )
+    mail: MailOutcome | None = Field(
+        default=None, description=MAIL_DESCRIPTION + " Only on a new invitation."
+    )
 
 
 class LoginOut(BaseModel):
@@ -88,10 +112,24 @@ class LoginOut(BaseModel):
 
 
 class UserCreate(Body):
-    email: EmailStr
+    email: Email
     name: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     role: Literal["admin", "user"] = "user"
+
+
+class MePatch(Body):
+    name: Name | None = None
+    time_zone: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=64),
+            WithJsonSchema(
+                {"type": "string", "description": "IANA time zone name, e.g. Europe/Warsaw"}
+            ),
+        ]
+        | None
+    ) = None
 
 
 class UserPatch(Body):
@@ -126,6 +164,9 @@ class TaskOut(BaseModel):
     source: SourceOut | None
     my_role: Role | None
     trackable: bool
+    has_children: bool = Field(
+        default=False, description="Whether the caller sees any subtask (archived ones included)"
+    )
 
 
 class TaskQuery(ListQuery):

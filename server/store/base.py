@@ -12,7 +12,7 @@ A value of ``None`` matches a missing or null field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -46,6 +46,9 @@ class CollectionSpec:
     # Filterable scalar fields besides ``_id``; types: "text", "int", "real", "bool".
     fields: Mapping[str, str]
     indexes: tuple[Index, ...] = field(default_factory=tuple)
+    # Fields a later version derives from the document: on open, both adapters fill them
+    # in for stored documents that lack them, before the indexes are built.
+    derived: Mapping[str, Callable[[Doc], Any]] = field(default_factory=dict)
 
 
 class Backend(Protocol):

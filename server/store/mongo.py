@@ -34,6 +34,11 @@ class MongoBackend:
         try:
             for spec in specs:
                 coll = self._db[spec.name]
+                for name, derive in spec.derived.items():
+                    async for doc in coll.find({name: None}):
+                        value = derive(doc)
+                        if value is not None:
+                            await coll.update_one({"_id": doc["_id"]}, {"$set": {name: value}})
                 for index in spec.indexes:
                     name = f"ix_{'_'.join(index.fields)}"
                     kwargs: dict[str, Any] = {"name": name, "unique": index.unique}

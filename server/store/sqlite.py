@@ -254,6 +254,15 @@ class SQLiteBackend:
                     conn.execute(
                         f'UPDATE "{spec.name}" SET "{name}" = json_extract(doc, ?)', (f"$.{name}",)
                     )
+            for name, derive in spec.derived.items():
+                rows = conn.execute(
+                    f'SELECT doc FROM "{spec.name}" WHERE "{name}" IS NULL'
+                ).fetchall()
+                for (raw,) in rows:
+                    doc = loads(raw)
+                    value = derive(doc)
+                    if value is not None:
+                        self._apply(conn, spec.name, doc, {name: value}, None)
             for index in spec.indexes:
                 iname = f"ix_{spec.name}_{'_'.join(index.fields)}"
                 if index.partial:
