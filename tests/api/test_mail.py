@@ -18,7 +18,7 @@ from server.services.mail import Mailer, parse_smtp_url
 from server.settings import Settings
 from tests.api.test_web import sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
-from tests.integrations.test_sync_flow import Fakes, fakes  # noqa: F401  (fixture)
+from tests.integrations.conftest import Fakes, fakes  # noqa: F401  (fixture)
 from tests.smtp_server import SmtpSink, self_signed, server_context, smtp_sink
 
 SMTP_USER, SMTP_PASSWORD = "tasktimer-mailer", "smtp-Secret-pw-42"

@@ -15,7 +15,7 @@ from server.keys import SERVICES
 from server.web import integrations as page_module
 from tests.api.test_web import sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
-from tests.integrations.test_sync_flow import Fakes, fakes  # noqa: F401  (fixture)
+from tests.integrations.conftest import Fakes, fakes  # noqa: F401  (fixture)
 
 Client = TestClient[Any, Any]
 EVIL = '<img src=x onerror="alert(1)">'
