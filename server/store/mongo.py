@@ -7,14 +7,26 @@ Unique (partial) indexes hold the invariants; single-document atomic updates
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from .base import CollectionSpec, Doc, DuplicateKey, Filter, ReturnDoc, Sort, StoreUnavailable
+from . import mongo_reports
+from .base import (
+    CollectionSpec,
+    Doc,
+    DuplicateKey,
+    EntryRange,
+    Filter,
+    GroupKey,
+    ReturnDoc,
+    Sort,
+    StoreUnavailable,
+    Totals,
+)
 
 
 def _filter(flt: Filter) -> dict[str, Any]:
@@ -157,3 +169,31 @@ class MongoBackend:
 
     async def meta_set(self, key: str, value: Any) -> None:
         await self._db["meta"].replace_one({"_id": key}, {"_id": key, "value": value}, upsert=True)
+
+    # -- reports --------------------------------------------------------------------
+
+    async def entry_totals(self, rng: EntryRange, keys: Sequence[GroupKey]) -> Totals:
+        cursor = await self._db["entries"].aggregate(mongo_reports.totals_pipeline(rng, keys))
+        groups = await cursor.to_list(None)
+        if not keys:
+            return [((), int(groups[0]["x"]) if groups else 0)]
+        return [(tuple(g["_id"][k] for k in keys), int(g["x"])) for g in groups]
+
+    async def entry_rows(self, rng: EntryRange, batch: int = 1000) -> AsyncIterator[list[Doc]]:
+        # Entries that started before the range first: they precede every entry that
+        # starts inside it. The cursor fetches ``batch`` documents per round trip.
+        for flt in (mongo_reports.before(rng), mongo_reports.inside(rng)):
+            cursor = (
+                self._db["entries"]
+                .find(flt)
+                .sort([("start", ASCENDING), ("_id", ASCENDING)])
+                .batch_size(batch)
+            )
+            chunk: list[Doc] = []
+            async for doc in cursor:
+                chunk.append(doc)
+                if len(chunk) >= batch:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk

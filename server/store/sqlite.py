@@ -13,20 +13,24 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..jsonutil import dumps_str, loads
+from . import sqlite_reports
 from .base import (
     OPERATORS,
     CollectionSpec,
     Doc,
     DuplicateKey,
+    EntryRange,
     Filter,
+    GroupKey,
     ReturnDoc,
     Sort,
     StoreUnavailable,
+    Totals,
 )
 
 T = TypeVar("T")
@@ -456,3 +460,32 @@ class SQLiteBackend:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, payload)
             )
         )
+
+    # -- reports --------------------------------------------------------------------
+
+    async def entry_totals(self, rng: EntryRange, keys: Sequence[GroupKey]) -> Totals:
+        sql, params = sqlite_reports.totals_sql(rng, keys)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [(tuple(row[:-1]), int(row[-1] or 0)) for row in rows]
+
+    async def entry_rows(self, rng: EntryRange, batch: int = 1000) -> AsyncIterator[list[Doc]]:
+        # Entries that started before the range come first: they precede every entry that
+        # starts inside it. Each batch is its own short job, so a long export never holds
+        # the database thread.
+        for parts in sqlite_reports.ROW_PHASES:
+            sql, params = sqlite_reports.rows_sql(rng, parts, batch)
+            params.update(after_start="", after_id="")
+            while True:
+                args = dict(params)
+
+                def fetch(
+                    conn: sqlite3.Connection, sql: str = sql, args: dict[str, Any] = args
+                ) -> Any:
+                    return conn.execute(sql, args).fetchall()
+
+                rows = await self._run(fetch)
+                if rows:
+                    yield [loads(row[0]) for row in rows]
+                if len(rows) < batch:
+                    break
+                params.update(after_start=rows[-1][1], after_id=rows[-1][2])
