@@ -9,6 +9,7 @@ from ..settings import Settings
 from ..store.base import Backend
 from .accounts import AccountService, Passwords
 from .events import EventBus
+from .reports import ReportService
 from .tasks import TaskService
 from .timer import TimerService
 
@@ -24,6 +25,7 @@ class Services:
     tasks: TaskService
     timer: TimerService
     events: EventBus
+    reports: ReportService
     integrations: IntegrationService | None = None
 
     @property
@@ -49,4 +51,5 @@ def build_services(settings: Settings, backend: Backend) -> Services:
     accounts = build_accounts(settings, backend)
     tasks = TaskService(backend, shared=settings.is_mongo)
     timer = TimerService(backend, tasks, events, shared=settings.is_mongo)
-    return Services(settings, backend, accounts, tasks, timer, events)
+    reports = ReportService(backend, tasks)
+    return Services(settings, backend, accounts, tasks, timer, events, reports)
