@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,7 +13,9 @@ DEFAULT_CORS_ORIGINS = ("chrome-extension://*", "moz-extension://*")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TT_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="TT_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///./tasktimer.db"
     host: str = "127.0.0.1"
@@ -31,6 +34,12 @@ class Settings(BaseSettings):
     asana_client_secret: SecretStr | None = None
     heyspace_api_url: str = "https://app.hey.space/api"
     pivotal_api_url: str = "https://www.pivotaltracker.com/services/v5"
+    # ``smtp://user:pass@host:port`` (STARTTLS when the server offers it) or ``smtps://``;
+    # unset: invitations are not mailed and their links are shown to the admin.
+    smtp_url: SecretStr | None = None
+    mail_from: str | None = None
+    # One batch of invitation mails (connect, log in, send) never holds a request longer.
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     token_ttl_days: float = Field(default=90.0, gt=0)
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
@@ -51,6 +60,22 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            # The value itself is not repeated: it may hold the SMTP password.
+            raise ValueError("TT_SMTP_URL must look like smtp://user:pass@host:port or smtps://")
+        return value
+
+    @property
+    def effective_mail_from(self) -> str:
+        host = urlsplit(self.effective_public_url).hostname or "localhost"
+        return self.mail_from or f"Tasktimer <tasktimer@{host}>"
 
     @property
     def effective_public_url(self) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import html
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
@@ -221,11 +221,16 @@ class AuthorizeOut(BaseModel):
     authorize_url: str
 
 
+OAuthText = Annotated[str, StringConstraints(max_length=1000)]
+
+
 class CallbackQuery(m.Query):
     code: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
     state: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
-    error: str | None = None
-    error_description: str | None = None
+    # RFC 6749 4.1.2.1: what the authorization server sends back when it refuses.
+    error: Annotated[str, StringConstraints(max_length=200)] | None = None
+    error_description: OAuthText | None = None
+    error_uri: OAuthText | None = None
 
 
 class WorkspaceOut(BaseModel):
@@ -252,6 +257,9 @@ class InvitationOut(BaseModel):
     status: Literal["invited", "already_a_user"]
     user_id: str | None
     invite_url: str | None
+    mail: m.MailOutcome | None = Field(
+        default=None, description=m.MAIL_DESCRIPTION + " Null for `already_a_user`."
+    )
 
 
 @api.route(
@@ -266,49 +274,43 @@ async def asana_start(ctx: Ctx) -> Any:
     return await ctx.services.sync.asana.start(ctx.user, reenable=False)
 
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Tasktimer and Asana</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;
-margin:3rem auto;padding:0 1rem}}</style></head><body><h1>{title}</h1><p>{text}</p>
-</body></html>"""
+def _back_to_page(**notice: str) -> web.Response:
+    """Back to the integrations page (always this relative path: never an open redirect),
+    with what happened in the query for the page to put into words."""
+    return web.Response(
+        status=303,
+        headers={
+            "Location": f"/integrations?{urlencode(notice)}",
+            "Cache-Control": "no-store",
+            # The callback URL carries the one-time code and state.
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @api.route(
     "GET",
     "/api/v1/integrations/asana/callback",
-    summary="OAuth redirect target: completes the Asana connection",
+    # 303 to /integrations?connected=asana, or ?asana_error=<code>&asana_error_description=
+    # when Asana refused (access_denied, forbidden_scopes) or the state was unusable.
+    summary="OAuth redirect target: completes the Asana connection, back to /integrations",
     tag="asana",
     query=CallbackQuery,
     auth=False,
-    response="text/html",
+    status=303,
 )
 async def asana_callback(ctx: Ctx) -> Any:
     q: CallbackQuery = ctx.query
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     if q.error or not q.code or not q.state:
-        text = "Asana did not grant access" + (f": {html.escape(q.error)}" if q.error else ".")
-        return web.Response(
-            status=400,
-            content_type="text/html",
-            headers=headers,
-            text=_PAGE.format(title="Not connected", text=text),
+        return _back_to_page(
+            asana_error=q.error or "invalid_request",
+            asana_error_description=(q.error_description or "")[:300],
         )
     try:
         await ctx.services.sync.asana.callback(q.code, q.state)
     except DomainError as exc:
-        return web.Response(
-            status=exc.status,
-            content_type="text/html",
-            headers=headers,
-            text=_PAGE.format(title="Not connected", text=html.escape(exc.detail)),
-        )
-    return web.Response(
-        content_type="text/html",
-        headers=headers,
-        text=_PAGE.format(
-            title="Asana is connected",
-            text="The first synchronization has started. You can close this tab.",
-        ),
-    )
+        return _back_to_page(asana_error=exc.code, asana_error_description=exc.detail[:300])
+    return _back_to_page(connected="asana")
 
 
 @api.route(

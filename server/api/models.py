@@ -74,6 +74,14 @@ class LoginBody(Body):
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
+MailOutcome = Literal["sent", "failed", "not_configured"]
+MAIL_DESCRIPTION = (
+    "What became of the invitation mail: `sent` (the mail server accepted it), `failed` "
+    "(it refused it or could not be reached: pass `invite_url` on yourself; the invitation "
+    "stays valid) or `not_configured` (no TT_SMTP_URL: no mail was sent)."
+)
+
+
 class UserOut(BaseModel):
     id: str
     email: str
@@ -81,7 +89,15 @@ class UserOut(BaseModel):
     role: Literal["admin", "user"]
     active: bool
     account_id: str
-    invite_url: str | None = None
+    time_zone: str = Field(
+        default="UTC", description="IANA time zone name; the pages show local days in it"
+    )
+    invite_url: str | None = Field(
+        default=None, description="One-time link of a new invitation (only when just invited)"
+    )
+    mail: MailOutcome | None = Field(
+        default=None, description=MAIL_DESCRIPTION + " Only on a new invitation."
+    )
 
 
 class LoginOut(BaseModel):
@@ -94,6 +110,20 @@ class UserCreate(Body):
     name: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     role: Literal["admin", "user"] = "user"
+
+
+class MePatch(Body):
+    name: Name | None = None
+    time_zone: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=64),
+            WithJsonSchema(
+                {"type": "string", "description": "IANA time zone name, e.g. Europe/Warsaw"}
+            ),
+        ]
+        | None
+    ) = None
 
 
 class UserPatch(Body):

@@ -19,7 +19,7 @@ from ..integrations.asana import (
     new_state,
 )
 from ..integrations.base import ProviderAuthError, ProviderError
-from .accounts import normalize_email
+from .accounts import Invite, normalize_email
 from .ids import digest, new_id
 from .integrations import IntegrationService, integration_id
 from .principal import Principal
@@ -194,10 +194,16 @@ class AsanaFlow:
             pass
         accounts = self._svc._accounts
         out: list[dict[str, Any]] = []
+        invited: list[tuple[dict[str, Any], Invite]] = []
         for email in dict.fromkeys(normalize_email(e) for e in emails):
             try:
-                user, invite_url = await accounts.create_user(
-                    principal, email, names.get(email) or email.split("@")[0], None, "user"
+                user, invite = await accounts.create_user(
+                    principal,
+                    email,
+                    names.get(email) or email.split("@")[0],
+                    None,
+                    "user",
+                    send_mail=False,
                 )
             except Conflict:
                 out.append(
@@ -206,16 +212,18 @@ class AsanaFlow:
                         "status": "already_a_user",
                         "user_id": None,
                         "invite_url": None,
+                        "mail": None,
                     }
                 )
                 continue
-            out.append(
-                {
-                    "email": email,
-                    "status": "invited",
-                    "user_id": user["_id"],
-                    "invite_url": invite_url,
-                    "id": new_id(),
-                }
-            )
+            assert invite is not None
+            invited.append((user, invite))
+            out.append({"email": email, "status": "invited", "user_id": user["_id"]})
+        # One SMTP session for the whole batch, after every invitation exists.
+        await accounts.mail_invitations(principal, invited)
+        by_user = {user["_id"]: invite for user, invite in invited}
+        for item in out:
+            invite = by_user.get(item["user_id"]) if item["user_id"] else None
+            if invite is not None:
+                item.update(invite_url=invite.url, mail=invite.mail, id=new_id())
         return out

@@ -9,6 +9,7 @@ from ..settings import Settings
 from ..store.base import Backend
 from .accounts import AccountService, Passwords
 from .events import EventBus
+from .mail import Mailer
 from .reports import ReportService
 from .tasks import TaskService
 from .timer import TimerService
@@ -43,6 +44,11 @@ def build_accounts(settings: Settings, backend: Backend) -> AccountService:
             time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
         ),
         shared=settings.is_mongo,
+        mailer=Mailer(
+            settings.smtp_url.get_secret_value() if settings.smtp_url else None,
+            settings.effective_mail_from,
+            timeout_s=settings.smtp_timeout_s,
+        ),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 import shutil
 import urllib.parse
 from collections.abc import Iterator
@@ -17,6 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
 
+from tests.chromium import ARGS, CHROMIUM, require_chromium
+
 from .loopthread import LoopThread
 from .stack import Backend, Item, Providers, Server
 
@@ -24,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "extension"
 FIXTURES = ROOT / "tests" / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 
 SITES = {
     "asana": ("https://app.asana.com", "asana.html"),
@@ -36,15 +36,7 @@ ADMIN_PASSWORD = "correct horse battery staple"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.environ.get("CI"):
-        # In CI the browser tests must run: scripts/test.sh installs Chromium.
-        raise pytest.UsageError(f"{CHROMIUM} is not installed: the extension tests cannot run")
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (run scripts/test.sh)")
-    for item in items:
-        if "e2e" in item.keywords:
-            item.add_marker(skip)
+    require_chromium(items, "e2e", "extension")
 
 
 # ------------------------------------------------------------------------ backend
@@ -226,12 +218,7 @@ def browser(tmp_path: Path, backend: Backend) -> Iterator[Browser]:
             args=[
                 f"--disable-extensions-except={EXTENSION}",
                 f"--load-extension={EXTENSION}",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *ARGS,
             ],
         )
         try:

@@ -321,11 +321,12 @@ async def test_asana_oauth_workspaces_assignment_refresh_and_invitations(
     redirect = await admin_api.client.session.get(authorize, allow_redirects=False)
     location = urlsplit(redirect.headers["Location"])
     callback = f"{location.path}?{location.query}"
-    page = await admin_api.client.get(callback)
-    assert page.status == 200 and "connected" in (await page.text())
+    page = await admin_api.client.get(callback, allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/integrations?connected=asana"
     # The state is single use.
-    replay = await admin_api.client.get(callback)
-    assert replay.status == 404
+    replay = await admin_api.client.get(callback, allow_redirects=False)
+    assert replay.status == 303
+    assert "asana_error=oauth_state_invalid" in replay.headers["Location"]
     assert (await last_sync(admin_api, "asana"))["state"] == "succeeded"
     tree = await tasks_by_name(admin_api)
     assert tree["Press release"]["path"] == ["Asana", "Website", "Now", "Launch", "Press release"]

@@ -1,0 +1,225 @@
+"""The web app's session, CSRF, headers, error pages and escaping, over plain HTTP
+(both storage backends: sessions live in the store)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp.test_utils import TestClient
+
+from server.keys import SERVICES
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
+
+Client = TestClient[Any, Any]
+SESSION = "tt_session"
+
+
+async def sign_in(
+    client: Client, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD, **extra: str
+) -> tuple[str, str]:
+    """Signs in through the form; returns (session token, CSRF token of the page)."""
+    response = await client.post(
+        "/sign-in", data={"email": email, "password": password, **extra}, allow_redirects=False
+    )
+    assert response.status == 303, await response.text()
+    token = response.cookies[SESSION].value
+    page = await (await client.get("/")).text()
+    match = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page)
+    assert match, page[:500]
+    return token, match.group(1)
+
+
+async def test_sign_in_cookie_flags_and_a_wrong_password(client: Client) -> None:
+    response = await client.post(
+        "/sign-in", data={"email": ADMIN_EMAIL, "password": "wrong-password"}
+    )
+    assert response.status == 401 and SESSION not in response.cookies
+    assert 'role="alert"' in await response.text()
+    assert "wrong-password" not in await response.text()
+
+    response = await client.post(
+        "/sign-in", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, allow_redirects=False
+    )
+    assert response.status == 303 and response.headers["Location"] == "/"
+    (header,) = response.headers.getall("Set-Cookie")
+    flags = {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
+    assert {"httponly", "path", "samesite"} <= flags and "secure" not in flags
+    assert "SameSite=Lax" in header and "Path=/" in header
+    token = response.cookies[SESSION].value
+    # Stored hashed, like API tokens: the value itself is nowhere in the store.
+    stored = await client.app[SERVICES].backend.find("tokens", {})
+    assert stored and all(token not in str(doc) for doc in stored)
+    assert {doc.get("kind") for doc in stored} == {"session"}
+
+
+async def test_secure_cookie_behind_https(make_client: Any) -> None:
+    client = await make_client(public_url="https://time.example.com")
+    response = await client.post(
+        "/sign-in", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, allow_redirects=False
+    )
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+async def test_the_cookie_authenticates_the_api_and_sign_out_revokes_it(client: Client) -> None:
+    token, csrf = await sign_in(client)
+    response = await client.get("/api/v1/me")
+    assert response.status == 200 and (await response.json())["email"] == ADMIN_EMAIL
+    # A session is not a bearer token, and a bearer token is not a session.
+    client.session.cookie_jar.clear()
+    assert (await Api(client, token).get("/api/v1/me"))[0] == 401
+    bearer = (await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)).token
+    response = await client.get("/api/v1/me", cookies={SESSION: str(bearer)})
+    assert response.status == 401
+    client.session.cookie_jar.clear()
+
+    response = await client.post(
+        "/sign-out", data={"csrf": csrf}, cookies={SESSION: token}, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.cookies[SESSION].value == ""
+    client.session.cookie_jar.clear()
+    response = await client.get("/api/v1/me", cookies={SESSION: token})
+    assert response.status == 401
+    response = await client.get("/team", cookies={SESSION: token}, allow_redirects=False)
+    assert response.status == 302 and response.headers["Location"].startswith("/?next=")
+
+
+async def test_deactivation_ends_the_users_sessions(client: Client, admin: Api) -> None:
+    _, user = await admin.new_user("mate@example.com")
+    client.session.cookie_jar.clear()
+    token, _ = await sign_in(client, "mate@example.com", "user-password-1")
+    client.session.cookie_jar.clear()
+    assert (await client.get("/api/v1/me", cookies={SESSION: token})).status == 200
+    status, _ = await admin.patch(f"/api/v1/users/{user['id']}", {"active": False})
+    assert status == 200
+    assert (await client.get("/api/v1/me", cookies={SESSION: token})).status == 401
+    page = await (await client.get("/", cookies={SESSION: token})).text()
+    assert 'name="sign-in"' in page
+
+
+async def test_csrf_is_required_for_cookie_requests_only(client: Client) -> None:
+    bearer = await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    token, csrf = await sign_in(client)
+    # JSON API with the cookie: no token, a wrong token -> 403; the right one passes.
+    response = await client.post("/api/v1/timer/stop", json={})
+    assert response.status == 403 and (await response.json())["code"] == "csrf_failed"
+    response = await client.post("/api/v1/timer/stop", json={}, headers={"X-CSRF-Token": "0" * 64})
+    assert response.status == 403
+    response = await client.post("/api/v1/timer/stop", json={}, headers={"X-CSRF-Token": csrf})
+    assert response.status == 200
+    # A page form without its field, or with another session's token -> 403 page.
+    response = await client.post("/timer/stop", data={}, allow_redirects=False)
+    assert response.status == 403 and response.content_type == "text/html"
+    response = await client.post("/timer/stop", data={"csrf": csrf}, allow_redirects=False)
+    assert response.status == 303
+    # A cross-site form post (the browser sends its Origin) -> 403.
+    response = await client.post(
+        "/timer/stop",
+        data={"csrf": csrf},
+        headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    # Bearer requests are unaffected, even with a cookie present.
+    assert client.session.cookie_jar.filter_cookies(client.make_url("/"))[SESSION]
+    status, _ = await bearer.post("/api/v1/timer/stop", {})
+    assert status == 200
+    # A stale cookie makes a request signed out, not forbidden: sign-in still works.
+    await client.post("/sign-out", data={"csrf": csrf})
+    response = await client.post(
+        "/sign-in",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        cookies={SESSION: token},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+
+
+async def test_security_headers_and_error_pages(client: Client) -> None:
+    for path in ("/", "/invite/whatever", "/no/such/page", "/static/app.js"):
+        response = await client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] in ("same-origin", "no-referrer")
+    response = await client.get("/no/such/page")
+    assert response.status == 404 and response.content_type == "text/html"
+    assert "Page not found" in await response.text()
+    response = await client.get("/api/v1/no/such")
+    assert response.status == 404 and response.content_type == "application/problem+json"
+    # No inline scripts or handlers on any page (the CSP would block them anyway).
+    await sign_in(client)
+    for path in ("/", "/team", "/reports"):
+        html = await (await client.get(path)).text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
+        assert not re.search(r"\son[a-z]+=", html), path
+
+
+async def test_redirect_to_sign_in_and_back_only_to_our_own_paths(client: Client) -> None:
+    response = await client.get("/team?tab=1", allow_redirects=False)
+    assert response.status == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/" and parse_qs(location.query) == {"next": ["/team?tab=1"]}
+    page = await (await client.get("/?next=%2Fteam%3Ftab%3D1")).text()
+    assert 'name="next" value="/team?tab=1"' in page
+    for asked, landed in (
+        ("/team?tab=1", "/team?tab=1"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+    ):
+        client.session.cookie_jar.clear()
+        response = await client.post(
+            "/sign-in",
+            data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "next": asked},
+            allow_redirects=False,
+        )
+        assert response.headers["Location"] == landed, asked
+
+
+async def test_user_text_is_escaped(client: Client, admin: Api) -> None:
+    evil = '<script>alert("x")</script>'
+    status, task = await admin.post("/api/v1/tasks", {"name": evil})
+    assert status == 201
+    status, _ = await admin.post(
+        "/api/v1/entries",
+        {
+            "task_id": task["id"],
+            "start": "2026-01-05T09:00:00Z",
+            "end": "2026-01-05T10:00:00Z",
+            "note": '<img src=x onerror="alert(1)">',
+            "tags": ["<b>tag</b>"],
+        },
+    )
+    assert status == 201
+    await sign_in(client)
+    html = await (await client.get("/?week=2026-01-05&task-search=script")).text()
+    assert evil not in html and "<img src=x" not in html and "<b>tag</b>" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=" in html
+
+
+async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api) -> None:
+    status, user = await admin.post("/api/v1/users", {"email": "new@example.com", "name": "New"})
+    assert status == 201
+    path = user["invite_url"].split("://", 1)[1].split("/", 1)[1]
+    client.session.cookie_jar.clear()
+    response = await client.get(f"/{path}")
+    assert response.status == 200 and "Join Tasktimer" in await response.text()
+    assert response.headers["Cache-Control"] == "no-store"
+    response = await client.post(f"/{path}", data={"password": "short"})
+    assert response.status == 400 and "at least 8 characters" in await response.text()
+    response = await client.post(
+        f"/{path}", data={"password": "new-password-1", "name": "Nova"}, allow_redirects=False
+    )
+    assert response.status == 303 and response.headers["Location"] == "/"
+    me = await (await client.get("/api/v1/me")).json()
+    assert me["email"] == "new@example.com" and me["name"] == "Nova"
+    # Used once only.
+    client.session.cookie_jar.clear()
+    response = await client.post(f"/{path}", data={"password": "new-password-2"})
+    assert response.status == 404 and "already used or has expired" in await response.text()

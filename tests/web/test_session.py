@@ -1,0 +1,67 @@
+"""Signing in and out in a real browser; redirect and return; 404 and 403 pages."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import ADMIN_EMAIL, USER_PASSWORD, Stack, shot, sign_in
+
+pytestmark = pytest.mark.web
+
+
+def test_wrong_password_shows_an_alert_and_sets_no_cookie(page: Page, stack: Stack) -> None:
+    page.goto("/")
+    shot(page, "sign-in")
+    form = page.locator("form[name=sign-in]")
+    form.locator("input[name=email]").fill(ADMIN_EMAIL)
+    form.locator("input[name=password]").fill("not the password")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("[role=alert]")).to_contain_text("Wrong e-mail or password")
+    assert page.context.cookies() == []
+    expect(page.locator("[data-tt-user]")).to_have_count(0)
+    shot(page, "sign-in-wrong-password")
+
+
+def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(page: Page, stack: Stack) -> None:
+    sign_in(page)
+    (cookie,) = page.context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+    assert page.evaluate("document.cookie") == ""  # page scripts cannot read the session
+    nav = page.locator("nav")
+    for path in ("/", "/reports", "/tasks", "/integrations", "/team"):
+        expect(nav.locator(f'a[href="{path}"]')).to_have_count(1)
+    page.locator("button[name=sign-out]").click()
+    expect(page.locator("form[name=sign-in]")).to_be_visible()
+    assert page.context.cookies() == []
+    # The old session value no longer works, even when presented again.
+    page.context.add_cookies([{**cookie}])
+    page.goto("/team")
+    expect(page.locator("form[name=sign-in]")).to_be_visible()
+
+
+def test_signed_out_visit_returns_to_the_asked_page_after_sign_in(page: Page, stack: Stack) -> None:
+    page.goto("/team?x=1")
+    assert parse_qs(urlsplit(page.url).query)["next"] == ["/team?x=1"]
+    sign_in(page, path=page.url)
+    assert page.url == f"{stack.url}/team?x=1"
+    expect(page.locator("form[name=add-user]")).to_be_visible()
+
+
+def test_unknown_page_and_admin_page_for_a_user(page: Page, stack: Stack) -> None:
+    user = stack.new_user()
+    sign_in(page, user["email"], USER_PASSWORD)
+    nav = page.locator("nav")
+    expect(nav.locator('a[href="/team"]')).to_have_count(0)
+    expect(nav.locator('a[href="/integrations"]')).to_have_count(0)
+    response = page.goto("/team")
+    assert response is not None and response.status == 403
+    expect(page.locator("[role=alert]")).to_contain_text("admins")
+    expect(page.locator("[data-tt-user]")).to_have_text(user["email"])
+    shot(page, "forbidden")
+    response = page.goto("/no/such/page")
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Page not found")
+    shot(page, "not-found")
