@@ -362,10 +362,8 @@ async def test_default_zone_is_the_users_time_zone(admin: Api) -> None:
     rng = {"from_": "2026-03-29", "to": "2026-03-29"}
     status, body = await team.alice.get(url("summary", **rng))
     assert status == 200 and body["tz"] == "UTC"  # none set yet
-    services = admin.client.app[SERVICES]
-    await services.backend.update_one(
-        "users", {"_id": team.users["alice"]["id"]}, {"time_zone": WARSAW}
-    )
+    status, me = await team.alice.patch("/api/v1/me", {"time_zone": WARSAW})
+    assert status == 200 and me["time_zone"] == WARSAW
     status, body = await team.alice.get(url("summary", **rng))
     assert status == 200 and body["tz"] == WARSAW
     # Alice's own 2 h spring entry; Bob's late entry from 00:00 local (a manager sees it).
