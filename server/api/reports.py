@@ -146,8 +146,9 @@ async def report_xlsx(ctx: Ctx) -> Any:
     export = await ctx.services.reports.export(
         ctx.user, report_params(ctx, m.ReportFilter), ROW_BATCH
     )
-    # The workbook is built in a temporary directory (a zip needs its end to be known),
-    # row batch by row batch, then sent in chunks; the directory goes away either way.
+    # The workbook is written to a temporary directory row batch by row batch in a worker
+    # thread (a zip's directory comes last), then sent in chunks; the directory goes away
+    # either way.
     with tempfile.TemporaryDirectory(prefix="tt-xlsx-") as directory:
         path = await _xlsx_file(export, directory)
         response = _download(ctx, export, XLSX_TYPE, "xlsx")

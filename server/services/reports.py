@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ MAX_DAYS = 366
 PATH_SEPARATOR = " \u203a "  # a single right-pointing angle quotation mark
 NO_TASK_LABEL = "No task (not imported yet)"
 NO_TAG_LABEL = "No tag"
+TAG_SEPARATOR = ", "
 DEFAULT_ZONE = "UTC"
 
 
@@ -47,11 +48,12 @@ class ReportParams:
 
 @dataclass(frozen=True, slots=True)
 class ReportRow:
-    """One entry of an export, clipped to the range; times are local to the report."""
+    """One entry of an export, clipped to the range. ``start_local`` and ``end_local``
+    are wall-clock times in the report's zone as local epoch seconds (what a clock on the
+    wall shows, counted like UTC); ``seconds`` is the real elapsed time."""
 
-    date: date
-    start: datetime
-    end: datetime
+    start_local: int
+    end_local: int
     seconds: int
     user: str
     email: str
@@ -59,7 +61,7 @@ class ReportRow:
     service: str
     external_id: str
     note: str
-    tags: tuple[str, ...]
+    tags: str  # joined with ", "
 
 
 @dataclass
@@ -77,6 +79,41 @@ class Export:
 @functools.lru_cache(maxsize=64)
 def _grid(first: date, last: date, tz: str) -> DayGrid:
     return build_grid(first, last, ZoneInfo(tz))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_labels(grid: DayGrid) -> tuple[str, ...]:
+    return tuple(grid.label(k) for k in range(grid.days))
+
+
+class _Labels:
+    """Group labels: a task's path, a user's name, a tag; memoised per summary."""
+
+    def __init__(self, tree: Tree, users: dict[str, Doc]) -> None:
+        self._tree = tree
+        self._users = users
+        self._tasks: dict[Any, str] = {}
+
+    def of(self, kind: GroupKey, key: Any) -> str:
+        if kind == "task":
+            label = self._tasks.get(key)
+            if label is None:
+                label = self._task(key)
+                self._tasks[key] = label
+            return label
+        if kind == "user":
+            user = self._users.get(key)
+            return (user.get("name") or user["email"]) if user else str(key)
+        if kind == "tag":
+            return NO_TAG_LABEL if key is None else str(key)
+        return str(key)
+
+    def _task(self, key: Any) -> str:
+        if key is None:
+            return NO_TASK_LABEL
+        if key not in self._tree.tasks:
+            return str(key)
+        return PATH_SEPARATOR.join(self._tree.path(key))
 
 
 class ReportService:
@@ -156,15 +193,12 @@ class ReportService:
         levels = params.group_by
         rng, tree, tz = await self._range(principal, params)
         users = await self._users(principal.account_id)
+        day_labels = _day_labels(rng.grid) if "day" in levels else ()
 
-        def keyed(rows: list[tuple[tuple[Any, ...], int]]) -> list[tuple[tuple[Any, ...], int]]:
-            return [
-                (tuple(self._key(k, v, rng.grid) for k, v in zip(levels, key, strict=False)), s)
-                for key, s in rows
-                if s > 0
-            ]
+        def key_of(kind: GroupKey, value: Any) -> Any:
+            return day_labels[value] if kind == "day" else value
 
-        fine = keyed(await self._db.entry_totals(rng, levels))
+        fine = [r for r in await self._db.entry_totals(rng, levels) if r[1] > 0]
         top: dict[Any, int] = {}
         for key, seconds in fine:
             top[key[0]] = top.get(key[0], 0) + seconds
@@ -173,24 +207,27 @@ class ReportService:
             # An entry counts in each of its tags but once in every total above them.
             (_, total), *_ = await self._db.entry_totals(rng, ())
             if len(levels) == 2 and levels[1] == "tag":
-                top = {
-                    key[0]: seconds
-                    for key, seconds in keyed(await self._db.entry_totals(rng, levels[:1]))
-                }
-        children: dict[Any, dict[Any, int]] = {}
+                top = {k[0]: s for k, s in await self._db.entry_totals(rng, levels[:1]) if s}
+        children: dict[Any, list[tuple[Any, int]]] = {}
         if len(levels) == 2:
             for key, seconds in fine:
-                children.setdefault(key[0], {})[key[1]] = seconds
-
-        def group(kind: GroupKey, key: Any, seconds: int) -> dict[str, Any]:
-            return {"key": key, "label": self._label(kind, key, tree, users), "total_s": seconds}
-
+                children.setdefault(key[0], []).append((key[1], seconds))
+        labels = _Labels(tree, users)
         groups = []
-        for key, seconds in top.items():
-            item = group(levels[0], key, seconds)
+        for value, seconds in top.items():
+            item: dict[str, Any] = {
+                "key": key_of(levels[0], value),
+                "label": labels.of(levels[0], key_of(levels[0], value)),
+                "total_s": seconds,
+            }
             if len(levels) == 2:
+                kind = levels[1]
                 item["groups"] = self._sorted(
-                    levels[1], [group(levels[1], k, s) for k, s in children.get(key, {}).items()]
+                    kind,
+                    [
+                        {"key": k, "label": labels.of(kind, k), "total_s": s}
+                        for k, s in ((key_of(kind, v), s) for v, s in children.get(value, ()))
+                    ],
                 )
             groups.append(item)
         return {
@@ -200,25 +237,6 @@ class ReportService:
             "total_s": total,
             "groups": self._sorted(levels[0], groups),
         }
-
-    @staticmethod
-    def _key(kind: GroupKey, value: Any, grid: DayGrid) -> Any:
-        if kind == "day":
-            return grid.label(int(value))
-        return value
-
-    @staticmethod
-    def _label(kind: GroupKey, key: Any, tree: Tree, users: dict[str, Doc]) -> str:
-        if kind == "task":
-            if key is None:
-                return NO_TASK_LABEL
-            return PATH_SEPARATOR.join(tree.path(key)) if key in tree.tasks else str(key)
-        if kind == "user":
-            user = users.get(key)
-            return (user.get("name") or user["email"]) if user else str(key)
-        if kind == "tag":
-            return NO_TAG_LABEL if key is None else str(key)
-        return str(key)
 
     @staticmethod
     def _sorted(kind: GroupKey, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -233,67 +251,64 @@ class ReportService:
         rows are read from the database batch by batch while they are consumed."""
         rng, tree, tz = await self._range(principal, params)
         users = await self._users(principal.account_id)
-        return Export(
-            params.first, params.last, tz, self._rows(rng, tree, users, ZoneInfo(tz), batch)
-        )
+        return Export(params.first, params.last, tz, self._rows(rng, tree, users, batch))
 
     async def _rows(
-        self,
-        rng: EntryRange,
-        tree: Tree,
-        users: dict[str, Doc],
-        zone: ZoneInfo,
-        batch: int,
+        self, rng: EntryRange, tree: Tree, users: dict[str, Doc], batch: int
     ) -> AsyncIterator[list[ReportRow]]:
-        paths: dict[str, tuple[str, str, str]] = {}
+        tasks: dict[str, tuple[str, str, str]] = {}
+        people: dict[str, tuple[str, str]] = {}
+        grid, lo, hi, now = rng.grid, rng.lo, rng.hi, rng.now
 
-        def task_columns(entry: Doc) -> tuple[str, str, str]:
-            task_id = entry.get("task_id")
-            if task_id is None:
-                return (
-                    "",
-                    entry.get("pending_service") or "",
-                    entry.get("pending_external_id") or "",
-                )
-            cached = paths.get(task_id)
-            if cached is None:
-                task = tree.get(task_id)
-                if task is None:
-                    cached = (str(task_id), "", "")
-                else:
-                    source = source_of(task) or {}
-                    cached = (
-                        PATH_SEPARATOR.join(tree.path(task_id)),
-                        source.get("service", ""),
-                        source.get("external_id", ""),
-                    )
-                paths[task_id] = cached
-            return cached
+        def task_columns(task_id: str) -> tuple[str, str, str]:
+            task = tree.get(task_id)
+            if task is None:
+                return (str(task_id), "", "")
+            source = source_of(task) or {}
+            return (
+                PATH_SEPARATOR.join(tree.path(task_id)),
+                source.get("service", ""),
+                source.get("external_id", ""),
+            )
 
         async for docs in self._db.entry_rows(rng, batch):
             rows: list[ReportRow] = []
             for entry in docs:
-                start = max(epoch_seconds(entry["start"]), rng.lo)
+                start = max(epoch_seconds(entry["start"]), lo)
                 end_iso = entry.get("end")
-                end = min(epoch_seconds(end_iso) if end_iso else rng.now, rng.hi)
+                end = min(epoch_seconds(end_iso) if end_iso else now, hi)
                 if end <= start:
                     continue
-                user = users.get(entry["user_id"]) or {}
-                task, service, external_id = task_columns(entry)
-                local_start = datetime.fromtimestamp(start, zone)
+                user_id = entry["user_id"]
+                person = people.get(user_id)
+                if person is None:
+                    user = users.get(user_id) or {}
+                    person = (
+                        user.get("name") or user.get("email") or user_id,
+                        user.get("email", ""),
+                    )
+                    people[user_id] = person
+                task_id = entry.get("task_id")
+                if task_id is None:
+                    task = (
+                        "",
+                        entry.get("pending_service") or "",
+                        entry.get("pending_external_id") or "",
+                    )
+                else:
+                    task = tasks.get(task_id) or tasks.setdefault(task_id, task_columns(task_id))
                 rows.append(
                     ReportRow(
-                        date=local_start.date(),
-                        start=local_start,
-                        end=datetime.fromtimestamp(end, zone),
-                        seconds=end - start,
-                        user=user.get("name") or user.get("email") or entry["user_id"],
-                        email=user.get("email") or "",
-                        task=task,
-                        service=service,
-                        external_id=external_id,
-                        note=entry.get("note") or "",
-                        tags=tuple(entry.get("tags") or ()),
+                        grid.local(start),
+                        grid.local(end),
+                        end - start,
+                        person[0],
+                        person[1],
+                        task[0],
+                        task[1],
+                        task[2],
+                        entry.get("note") or "",
+                        TAG_SEPARATOR.join(entry.get("tags") or ()),
                     )
                 )
             if rows:

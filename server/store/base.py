@@ -49,6 +49,11 @@ class CollectionSpec:
     # Filterable scalar fields besides ``_id``; types: "text", "int", "real", "bool".
     fields: Mapping[str, str]
     indexes: tuple[Index, ...] = field(default_factory=tuple)
+    # Derived integer columns: name -> the timestamp field whose whole epoch second it
+    # holds. SQLite keeps them as virtual generated columns, so an index can carry them
+    # (reports then read ready-made seconds from the index); MongoDB computes them in its
+    # pipelines and leaves them out of its indexes. Never written, never filtered on.
+    seconds: Mapping[str, str] = field(default_factory=dict)
 
 
 GroupKey = Literal["task", "user", "day", "tag"]

@@ -47,13 +47,15 @@ class MongoBackend:
             for spec in specs:
                 coll = self._db[spec.name]
                 for index in spec.indexes:
-                    name = f"ix_{'_'.join(index.fields)}"
+                    # Derived columns exist in SQLite only (see CollectionSpec.seconds).
+                    fields = tuple(f for f in index.fields if f not in spec.seconds)
+                    name = f"ix_{'_'.join(fields)}"
                     kwargs: dict[str, Any] = {"name": name, "unique": index.unique}
                     if index.partial:
                         name += "_p_" + "_".join(index.partial)
                         kwargs["name"] = name
                         kwargs["partialFilterExpression"] = dict(index.partial)
-                    await coll.create_index([(f, ASCENDING) for f in index.fields], **kwargs)
+                    await coll.create_index([(f, ASCENDING) for f in fields], **kwargs)
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB index creation failed: {type(exc).__name__}") from None
 

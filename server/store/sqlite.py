@@ -249,12 +249,20 @@ class SQLiteBackend:
                 f"(_id TEXT PRIMARY KEY, doc TEXT NOT NULL{cols})"
             )
             # Columns added by a newer server version are back-filled from the documents.
-            present = {r[1] for r in conn.execute(f'PRAGMA table_info("{spec.name}")')}
+            present = {r[1] for r in conn.execute(f'PRAGMA table_xinfo("{spec.name}")')}
             for name, typ in spec.fields.items():
                 if name not in present:
                     conn.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" {_SQL_TYPES[typ]}')
                     conn.execute(
                         f'UPDATE "{spec.name}" SET "{name}" = json_extract(doc, ?)', (f"$.{name}",)
+                    )
+            for name, source in spec.seconds.items():
+                if name not in present:
+                    # Computed when read (VIRTUAL) and stored in the indexes that name it.
+                    expression = sqlite_reports.seconds_of(f'"{source}"')
+                    conn.execute(
+                        f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" INTEGER'
+                        f" GENERATED ALWAYS AS ({expression}) VIRTUAL"
                     )
             for index in spec.indexes:
                 iname = f"ix_{spec.name}_{'_'.join(index.fields)}"

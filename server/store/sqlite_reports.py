@@ -70,14 +70,12 @@ def filters(rng: EntryRange, params: dict[str, Any]) -> str:
     return " AND ".join(parts)
 
 
-END = '"end"'  # a keyword in SQL
-
 # The three disjoint parts of "overlaps [lo, hi)", each with the index that makes it a
 # range (named as ``SQLiteBackend._migrate`` names the indexes of ``specs.ENTRIES``). The
 # planner is told which one: without statistics it may pick the start index for "started
 # before the range", which reads the whole history before it.
-START_INDEX = "ix_entries_account_id_start_end_user_id_task_id"
-END_INDEX = "ix_entries_account_id_end_start_user_id_task_id"
+START_INDEX = "ix_entries_account_id_start_start_s_end_s_user_id_task_id"
+END_INDEX = "ix_entries_account_id_end_start_start_s_end_s_user_id_task_id"
 INSIDE = ("start >= :lo_iso AND start < :hi_iso", START_INDEX)
 CROSSING = ('start < :lo_iso AND "end" > :lo_iso', END_INDEX)
 RUNNING_BEFORE = ('start < :lo_iso AND "end" IS NULL', END_INDEX)
@@ -101,9 +99,8 @@ def totals_sql(rng: EntryRange, keys: Sequence[GroupKey]) -> tuple[str, dict[str
     cols = "user_id, task_id, _id, t.value AS tag" if with_tag else "user_id, task_id"
     # With tags: one row per tag of an entry (none: one row with NULL).
     tags = " LEFT JOIN json_each(entries.doc, '$.tags') AS t" if with_tag else ""
-    clipped = (
-        f"MAX({seconds_of('start')}, :lo) AS s, MIN(COALESCE({seconds_of(END)}, :now), :hi) AS e"
-    )
+    # start_s, end_s: the generated columns of specs.ENTRIES (read from the index).
+    clipped = "MAX(start_s, :lo) AS s, MIN(COALESCE(end_s, :now), :hi) AS e"
     parts = " UNION ALL ".join(
         f"SELECT {cols}, {clipped} FROM entries INDEXED BY {index}{tags} WHERE {where} AND ({part})"
         for part, index in PARTS
