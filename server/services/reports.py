@@ -187,6 +187,33 @@ class ReportService:
         # Deactivated users too: their time is still reported.
         return {u["_id"]: u for u in await self._db.find("users", {"account_id": account_id})}
 
+    async def people(self, principal: Principal) -> list[tuple[str, str]] | None:
+        """Whose time the caller may filter on, as (user id, label): admins everyone,
+        managers themselves and the users assigned within or above the tasks they
+        manage; None for users who see only their own time."""
+        users = await self._users(principal.account_id)
+        if principal.is_admin:
+            chosen = list(users.values())
+        else:
+            tree = await self._tasks.tree(principal.account_id)
+            roles = tree.view(principal.user_id, False).roles
+            managed = {t for t, role in roles.items() if role == "manager"}
+            if not managed:
+                return None
+            covering = set(managed)
+            for task_id in managed:
+                parent = tree.tasks[task_id].get("parent_id")
+                if parent not in managed and parent is not None:
+                    covering.update(tree.ancestors(task_id))
+            ids = {principal.user_id} | {
+                user_id
+                for user_id, grants in tree.grants.items()
+                if any(g.role is not None and t in covering for t, g in grants.items())
+            }
+            chosen = [u for u in users.values() if u["_id"] in ids]
+        labelled = [(u["_id"], u.get("name") or u["email"]) for u in chosen]
+        return sorted(labelled, key=lambda item: (item[1].casefold(), item[0]))
+
     # -- summary --------------------------------------------------------------------
 
     async def summary(self, principal: Principal, params: ReportParams) -> dict[str, Any]:
