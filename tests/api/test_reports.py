@@ -13,9 +13,11 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import openpyxl
 
 from server.keys import SERVICES
+from server.services.principal import Principal
 from tests.conftest import Api
 
 WARSAW = "Europe/Warsaw"
@@ -490,3 +492,54 @@ async def test_openapi_declares_reports(admin: Api) -> None:
         "schema"
     ] == {"type": "string", "format": "binary"}
     assert ZoneInfo(WARSAW)  # the zone database the reports rely on is installed
+
+
+async def test_user_filter_choices(admin: Api) -> None:
+    team = await make_team(admin)
+    reports = admin.client.app[SERVICES].reports
+    services = admin.client.app[SERVICES]
+
+    async def principal(name: str) -> Any:
+        doc = await services.backend.find_one("users", {"_id": team.users[name]["id"]})
+        return Principal.of_user(doc)
+
+    alice = await reports.people(await principal("alice"))
+    assert alice is not None
+    assert [label for _, label in alice] == ["alice", "bob"]  # the manager and Client's people
+    assert await reports.people(await principal("bob")) is None  # only their own time
+    _, me = await admin.get("/api/v1/me")
+    admin_doc = await services.backend.find_one("users", {"_id": me["id"]})
+    everyone = await reports.people(Principal.of_user(admin_doc))
+    assert everyone is not None and {label for _, label in everyone} == {
+        "admin",
+        "alice",
+        "bob",
+        "carol",
+    }
+
+
+async def test_a_failure_after_the_first_byte_breaks_the_download(admin: Api) -> None:
+    await make_team(admin)
+    backend = admin.client.app[SERVICES].backend
+    real = backend.entry_rows
+
+    async def failing(rng: Any, batch: int = 1000) -> Any:
+        async for rows in real(rng, batch):
+            yield rows
+            raise RuntimeError("the database went away")
+
+    backend.entry_rows = failing  # type: ignore[method-assign]
+    try:
+        response = await admin.client.get(
+            url("entries.csv", from_="2026-03-01", to="2026-10-31", tz=WARSAW),
+            headers={"Authorization": f"Bearer {admin.token}"},
+        )
+        assert response.status == 200  # the headers were out before the failure
+        try:
+            await response.read()
+        except aiohttp.ClientPayloadError:
+            pass
+        else:
+            raise AssertionError("a truncated export must not end like a complete one")
+    finally:
+        backend.entry_rows = real  # type: ignore[method-assign]
