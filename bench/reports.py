@@ -1,5 +1,4 @@
-"""Reports benchmark: a year of a team's time, summarised and exported by a real server;
-plus the web app's page timings for a user who sees 100,000 tasks.
+"""Reports benchmark: a year of a team's time, summarised and exported by a real server.
 
 The data is written straight into a fresh database through the store (the same
 documents the services write; users through the account service), then ``python -m
@@ -11,9 +10,8 @@ server`` is started on it on a free loopback port. Everything measured goes thro
   the last byte, size, and the server's RSS growth while they stream (``VmHWM`` reset
   through ``/proc/<pid>/clear_refs`` before each download, minus ``VmRSS`` before it);
   the rows are checked to add up to the summary's ``total_s``;
-* time to first byte of ``/`` (the timesheet, session cookie) and of
-  ``GET /api/v1/tasks?q=…&trackable=true`` for a user who sees every task, and the same
-  search for a user who sees ten (skipped when the server has no ``/`` page).
+
+The web app's page timings for a user who sees 100,000 tasks are ``bench/web_pages.py``.
 
     .venv/bin/python bench/reports.py                      # SQLite, 100,000 entries
     .venv/bin/python bench/reports.py --backend mongo      # mongoeco, 5,000 entries
@@ -79,8 +77,8 @@ TARGET_SUMMARY_P50_MS = 100.0
 TARGET_CSV_S = 3.0
 TARGET_XLSX_S = 5.0
 TARGET_RSS_GROWTH_MB = 30.0
-FULL_SIZE = {"entries": 100_000, "users": 50, "tasks": 100_000}
-MONGO_SIZE = {"entries": 5_000, "users": 10, "tasks": 5_000}
+FULL_SIZE = {"entries": 100_000, "users": 50, "tasks": 5_000}
+MONGO_SIZE = {"entries": 5_000, "users": 10, "tasks": 1_000}
 
 
 @dataclass
@@ -96,8 +94,6 @@ class Seeded:
     first: date
     last: date
     user_emails: list[str]
-    narrow_email: str  # sees ten tasks
-    search_term: str
     seconds: float
 
 
@@ -139,9 +135,6 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
                 admin, f"bench-user-{i:03d}@example.com", f"User {i:03d}", USER_PASSWORD, "user"
             )
             users.append(doc)
-        narrow, _ = await services.accounts.create_user(
-            admin, "bench-narrow@example.com", "Narrow", USER_PASSWORD, "user"
-        )
         now = datetime.now(UTC)
         stamp = iso(now)
         root = "t-root"
@@ -161,9 +154,6 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
         await services.tasks.bump(account_id)
         for user in users:
             await services.tasks.set_member(admin, root, user["_id"], "regular")
-        # The narrow user may track ten tasks: the ones the search term finds.
-        for j in range(10):
-            await services.tasks.set_member(admin, f"t-042-{j:05d}", narrow["_id"], "regular")
         zone = ZoneInfo(ZONE)
         last = now.astimezone(zone).date()
         first = last - timedelta(days=364)
@@ -214,8 +204,6 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
         first=first,
         last=last,
         user_emails=[u["email"] for u in users],
-        narrow_email=narrow["email"],
-        search_term="Task 042-0000",  # Task 042-00000 .. 042-00009
         seconds=time.perf_counter() - started,
     )
 
@@ -314,21 +302,6 @@ def xlsx_seconds(body: bytes) -> tuple[int, int]:
     return len(values), sum(round(v * 86400) for v in values)
 
 
-async def page_ttfb(
-    s: aiohttp.ClientSession, base: str, path: str, repeat: int, headers: dict[str, str]
-) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        async with s.get(base + path, headers=headers, allow_redirects=False) as resp:
-            first = time.perf_counter() - t0
-            if resp.status != 200:
-                raise BenchError(f"GET {path} answered {resp.status}")
-            await resp.read()
-        times.append(first * 1000)
-    return times
-
-
 async def measure(server: Server, seeded: Seeded, admin_password: str, args: Any) -> list[Row]:
     rows: list[Row] = []
     base = server.base
@@ -408,62 +381,6 @@ async def measure(server: Server, seeded: Seeded, admin_password: str, args: Any
                     {"rss_growth_mb": got.rss_growth_mb},
                 )
             )
-        rows += await page_rows(s, base, seeded, args.repeat)
-    return rows
-
-
-async def page_rows(s: aiohttp.ClientSession, base: str, seeded: Seeded, repeat: int) -> list[Row]:
-    rows: list[Row] = []
-    wide = await call(
-        s,
-        "POST",
-        f"{base}/api/v1/auth/login",
-        200,
-        body={"email": seeded.user_emails[0], "password": USER_PASSWORD},
-    )
-    narrow = await call(
-        s,
-        "POST",
-        f"{base}/api/v1/auth/login",
-        200,
-        body={"email": seeded.narrow_email, "password": USER_PASSWORD},
-    )
-    search = f"/api/v1/tasks?{urlencode({'q': seeded.search_term, 'trackable': 'true'})}"
-    for who, login in (("sees every task", wide), ("sees ten tasks", narrow)):
-        headers = {"Authorization": f"Bearer {login['token']}"}
-        await page_ttfb(s, base, search, 2, headers)
-        times = await page_ttfb(s, base, search, repeat, headers)
-        rows.append(
-            Row(
-                f"task search TTFB, user who {who}",
-                f"p50 {statistics.median(times):.1f} ms, max {max(times):.1f} ms",
-                extra={"p50_ms": statistics.median(times)},
-            )
-        )
-    async with s.get(f"{base}/", allow_redirects=False) as probe:
-        page = await probe.text()
-    if 'name="sign-in"' not in page:
-        rows.append(Row("timesheet / TTFB", "skipped: this server has no timesheet page"))
-        return rows
-    async with s.post(
-        f"{base}/sign-in",
-        data={"email": seeded.user_emails[0], "password": USER_PASSWORD, "next": "/"},
-        allow_redirects=False,
-    ) as resp:
-        if resp.status != 303:
-            raise BenchError(f"POST /sign-in answered {resp.status}")
-    async with s.get(f"{base}/", allow_redirects=False) as resp:
-        if "data-tt-week" not in await resp.text():
-            raise BenchError("signed in, / did not show the timesheet")
-    await page_ttfb(s, base, "/", 2, {})
-    times = await page_ttfb(s, base, "/", repeat, {})
-    rows.append(
-        Row(
-            "timesheet / TTFB, user who sees every task",
-            f"p50 {statistics.median(times):.1f} ms, max {max(times):.1f} ms",
-            extra={"p50_ms": statistics.median(times)},
-        )
-    )
     return rows
 
 
@@ -491,7 +408,7 @@ def main() -> int:
     parser.add_argument("--backend", choices=("sqlite", "mongo"), default="sqlite")
     parser.add_argument("--entries", type=int, help="default 100,000 (mongo: 5,000)")
     parser.add_argument("--users", type=int, help="default 50 (mongo: 10)")
-    parser.add_argument("--tasks", type=int, help="default 100,000 (mongo: 5,000)")
+    parser.add_argument("--tasks", type=int, help="default 5,000 (mongo: 1,000)")
     parser.add_argument("--repeat", type=int, help="requests per timing (20; mongo: 5)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--mongo-python", default=MONGO_PYTHON)

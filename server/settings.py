@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     scheduler: bool = True
     log_level: str = "INFO"
 
+    @field_validator("bootstrap_admin_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        from .domain.emails import check_email
+
+        return check_email(value) if value else value
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:

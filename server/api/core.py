@@ -327,6 +327,7 @@ async def request_middleware(
             response = await handler(request)
     except DomainError as exc:
         response = problem(exc.status, exc.title, exc.detail, exc.code, request_id, **exc.extra)
+        response.headers.update(exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from ..domain.errors import DomainError, ValidationFailed
 from . import models as m
@@ -14,11 +14,15 @@ from .core import Api, Ctx, decode_cursor, envelope, page_of
 
 api = Api()
 
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+# Credentials travel in HTTP headers (Pivotal's X-TrackerToken) or forms: a control
+# character cannot be sent, so it is refused here as a 400 naming the field.
+SENDABLE = r"^[^\x00-\x1f\x7f]*$"
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=SENDABLE)]
+ProviderEmail = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=SENDABLE)]
 
 
 class HeySpaceEnable(m.Body):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: ProviderEmail
     password: Secret
 
 
@@ -27,7 +31,7 @@ class PivotalEnable(m.Body):
 
 
 class Reenable(m.Body):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)] | None = None
+    email: ProviderEmail | None = None
     password: Secret | None = None
     api_token: Secret | None = None
 
@@ -249,7 +253,7 @@ class CoworkerOut(BaseModel):
 
 
 class InvitationsBody(m.Body):
-    emails: list[EmailStr] = Field(min_length=1, max_length=200)
+    emails: list[m.Email] = Field(min_length=1, max_length=200)
 
 
 class InvitationOut(BaseModel):

@@ -11,12 +11,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     WithJsonSchema,
 )
 
+from ..domain import emails
 from ..domain.clock import MAX_YEAR, MIN_YEAR, iso
 
 ServiceName = Literal["heyspace", "asana", "pivotaltracker"]
@@ -45,6 +45,13 @@ def _utc(value: Any) -> Any:
     return value
 
 
+# The one address rule (server/domain/emails.py), with its exact pattern in the schema.
+Email = Annotated[
+    str,
+    AfterValidator(emails.check_email),
+    WithJsonSchema({"type": "string", "pattern": emails.PATTERN, "maxLength": emails.MAX_LENGTH}),
+]
+
 # Accepted as any ISO 8601 form, stored and answered as fixed-width UTC with "Z".
 Timestamp = Annotated[
     str,
@@ -70,7 +77,7 @@ class ListQuery(Query):
 
 
 class LoginBody(Body):
-    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
@@ -106,7 +113,7 @@ class LoginOut(BaseModel):
 
 
 class UserCreate(Body):
-    email: EmailStr
+    email: Email
     name: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     role: Literal["admin", "user"] = "user"
@@ -158,6 +165,9 @@ class TaskOut(BaseModel):
     source: SourceOut | None
     my_role: Role | None
     trackable: bool
+    has_children: bool = Field(
+        default=False, description="Whether the caller sees any subtask (archived ones included)"
+    )
 
 
 class TaskQuery(ListQuery):
@@ -252,6 +262,8 @@ class StartBody(Body):
     note: Note = ""
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
+    # A replayed click: the entry starts here instead of at the server's clock.
+    at: Timestamp | None = None
 
 
 class StartOut(BaseModel):
@@ -261,6 +273,7 @@ class StartOut(BaseModel):
 
 class StopBody(Body):
     entry_id: Id | None = None
+    at: Timestamp | None = None
 
 
 class StopOut(BaseModel):

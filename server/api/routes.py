@@ -49,7 +49,7 @@ def _user(doc: dict[str, Any], invite: Invite | None = None) -> dict[str, Any]:
     body=m.LoginBody,
     response=m.LoginOut,
     auth=False,
-    errors=(401,),
+    errors=(401, 429),
 )
 async def login(ctx: Ctx) -> Any:
     token, user = await ctx.services.accounts.login(ctx.body.email, ctx.body.password)
@@ -164,14 +164,17 @@ async def accept_invitation(ctx: Ctx) -> Any:
 )
 async def list_tasks(ctx: Ctx) -> Any:
     q: m.TaskQuery = ctx.query
-    items = await ctx.services.tasks.list_tasks(
+    offset = decode_cursor(q.cursor)
+    items, has_more = await ctx.services.tasks.list_page(
         ctx.user,
         q=q.q,
         parent_id=q.parent_id,
         include_archived=q.include_archived,
         trackable=q.trackable,
+        skip=offset,
+        limit=q.limit,
     )
-    return page_of(items, q.cursor, q.limit)
+    return envelope(items, offset, q.limit, has_more)
 
 
 @api.route(
@@ -314,12 +317,6 @@ async def start_timer(ctx: Ctx) -> Any:
             "give either task_id or service and external_id",
             [{"field": "task_id", "message": "either task_id or service + external_id"}],
         )
-    key = ctx.request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
-        raise ValidationFailed(
-            "Idempotency-Key must be 1-200 printable ASCII characters",
-            [{"field": "Idempotency-Key", "message": "1-200 printable ASCII characters"}],
-        )
     return await ctx.services.timer.start(
         ctx.user,
         task_id=b.task_id,
@@ -328,8 +325,19 @@ async def start_timer(ctx: Ctx) -> Any:
         note=b.note,
         tags=b.tags,
         created_with=b.created_with,
-        idempotency_key=key,
+        idempotency_key=_idempotency_key(ctx),
+        at=b.at,
     )
+
+
+def _idempotency_key(ctx: Ctx) -> str | None:
+    key = ctx.request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-200 printable ASCII characters",
+            [{"field": "Idempotency-Key", "message": "1-200 printable ASCII characters"}],
+        )
+    return key
 
 
 @api.route(
@@ -342,7 +350,10 @@ async def start_timer(ctx: Ctx) -> Any:
     errors=(404,),
 )
 async def stop_timer(ctx: Ctx) -> Any:
-    return {"stopped": await ctx.services.timer.stop(ctx.user, ctx.body.entry_id)}
+    stopped = await ctx.services.timer.stop(
+        ctx.user, ctx.body.entry_id, at=ctx.body.at, idempotency_key=_idempotency_key(ctx)
+    )
+    return {"stopped": stopped}
 
 
 @api.route(

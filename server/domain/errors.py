@@ -9,6 +9,8 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
     title = "Bad request"
+    # HTTP headers the answer carries (e.g. Retry-After).
+    headers: dict[str, str]
 
     def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -16,6 +18,7 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
         self.extra = extra
+        self.headers = {}
 
 
 class ValidationFailed(DomainError):
@@ -23,8 +26,10 @@ class ValidationFailed(DomainError):
     code = "validation_error"
     title = "Validation error"
 
-    def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(detail, errors=errors or [])
+    def __init__(
+        self, detail: str, errors: list[dict[str, str]] | None = None, *, code: str | None = None
+    ) -> None:
+        super().__init__(detail, code=code, errors=errors or [])
 
 
 class Unauthorized(DomainError):
@@ -61,6 +66,13 @@ class RateLimited(DomainError):
     status = 429
     code = "rate_limited"
     title = "Too many requests"
+
+    def __init__(
+        self, detail: str, *, code: str | None = None, retry_after_s: int | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
+        if retry_after_s is not None:
+            self.headers["Retry-After"] = str(max(1, retry_after_s))
 
 
 class Unavailable(DomainError):

@@ -46,6 +46,7 @@ class Tree:
     _paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _views: dict[str, UserView] = field(default_factory=dict)
     _archived: dict[str, bool] = field(default_factory=dict)
+    _search: list[tuple[str, str]] | None = None
     by_source: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
@@ -110,6 +111,33 @@ class Tree:
         )
         self._archived[task_id] = result
         return result
+
+    def search_order(self) -> list[tuple[str, str]]:
+        """(task id, folded path) of every task, in listing order (by folded path).
+
+        Computed once per tree version: a search then scans prepared strings in order and
+        stops as soon as it has the page it needs, instead of presenting and sorting every
+        match of a large tree."""
+        if self._search is None:
+            folded: dict[str, tuple[str, ...]] = {}
+
+            def key(task_id: str) -> tuple[str, ...]:
+                # Each name is folded once; a task's key extends its parent's.
+                known = folded.get(task_id)
+                if known is None:
+                    chain = [task_id, *self.ancestors(task_id)]
+                    known = ()
+                    for node in reversed(chain):
+                        cached = folded.get(node)
+                        if cached is None:
+                            cached = (*known, fold(self.tasks[node]["name"]))
+                            folded[node] = cached
+                        known = cached
+                return known
+
+            keyed = sorted((key(t), n, t) for n, t in enumerate(self.tasks))
+            self._search = [(t, " / ".join(k)) for k, _, t in keyed]
+        return self._search
 
     def is_removed(self, task_id: str) -> bool:
         task = self.tasks.get(task_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ SECRET_FIELDS = frozenset(
     }
 )
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# What no header value may contain (aiohttp refuses to send it).
+_UNSENDABLE = re.compile(r"[\x00-\x1f\x7f]")
 _EXCERPT = 200
 
 
@@ -179,6 +182,10 @@ class ProviderHTTP:
         where = f"{method} {safe_url(url)}"
         secrets = _secrets_of(url, headers, form, params)
         send_headers = dict(headers or {})
+        if any(_UNSENDABLE.search(value) for value in send_headers.values()):
+            # Only credentials come from outside into headers: ones that cannot be sent
+            # are as unusable as refused ones.
+            raise ProviderAuthError(f"{where}: the credentials cannot be sent in a header")
         body: str | None = None
         if form is not None:
             send_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")

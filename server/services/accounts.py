@@ -12,7 +12,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..domain import clock
-from ..domain.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from ..domain.emails import check_email, email_key
+from ..domain.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
 from ..domain.localdays import zone_or_none
 from ..store.base import Backend, Doc, DuplicateKey
 from .ids import digest, new_id, new_secret
@@ -24,6 +32,10 @@ log = logging.getLogger(__name__)
 INVITATION_TTL_S = 7 * 24 * 3600
 MAX_CACHED_TOKENS = 10_000
 MIN_PASSWORD = 8
+# Sign-in throttling (API.md, POST /auth/login): this many failures for one address
+# within the window answer 429 until the window has passed; a success resets it.
+LOGIN_MAX_FAILURES = 10
+LOGIN_WINDOW_S = 15 * 60
 
 UserHook = Callable[[str, str], Awaitable[None]]
 DEFAULT_TIME_ZONE = "UTC"
@@ -43,8 +55,12 @@ def valid_time_zone(name: str) -> bool:
     return name == DEFAULT_TIME_ZONE or zone_or_none(name) is not None
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
+def valid_email(email: str) -> str:
+    """The address as given, or a 400 naming the field (API.md, "E-mail addresses")."""
+    try:
+        return check_email(email)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), [{"field": "email", "message": str(exc)}]) from None
 
 
 def public_user(doc: Doc) -> dict[str, Any]:
@@ -160,10 +176,12 @@ class AccountService:
     async def _insert_user(
         self, account_id: str, email: str, name: str, role: str, password_hash: str | None
     ) -> Doc:
+        email = valid_email(email)
         doc: Doc = {
             "_id": new_id(),
             "account_id": account_id,
-            "email": normalize_email(email),
+            "email": email,
+            "email_key": email_key(email),
             "name": name,
             "role": role,
             "active": True,
@@ -181,12 +199,68 @@ class AccountService:
     # -- sign-in --------------------------------------------------------------------
 
     async def login(self, email: str, password: str, kind: str = "api") -> tuple[str, Doc]:
-        user = await self._db.find_one("users", {"email": normalize_email(email)})
+        """Sign in by e-mail and password: the API's and the web app's one way in."""
+        key = email_key(email)
+        throttle_id = digest(f"login:{key}")
+        failures = await self._throttle(throttle_id)
+        user = await self._db.find_one("users", {"email_key": key})
         stored = user.get("password_hash") if user else None
         ok = await self.passwords.verify(stored, password)
         if not (ok and user and stored and user.get("active", True)):
+            await self._record_failure(throttle_id)
             raise Unauthorized("wrong e-mail or password", code="invalid_credentials")
+        if failures is not None:
+            await self._db.delete_many("login_throttle", {"_id": throttle_id})
         return await self._issue_token(user, kind), user
+
+    async def _throttle(self, throttle_id: str) -> Doc | None:
+        """The address's failure record, or 429 while it has used up its window.
+        Successful sign-ins are never counted, so they are never limited by their own."""
+        record = await self._db.find_one("login_throttle", {"_id": throttle_id})
+        if record is None:
+            return None
+        ends = clock.parse(record["window_start"]).timestamp() + LOGIN_WINDOW_S
+        left = ends - clock.now().timestamp()
+        if left > 0 and int(record.get("failures") or 0) >= LOGIN_MAX_FAILURES:
+            raise RateLimited(
+                "too many failed sign-ins for this e-mail address; try again later",
+                retry_after_s=int(left) + 1,
+            )
+        return record
+
+    async def _record_failure(self, throttle_id: str) -> None:
+        """Count a failure atomically in the current window, or open a new window (the
+        record lives in the database, so every process counts the same failures)."""
+        for _ in range(5):
+            now = clock.now_iso()
+            window_open_since = clock.later_iso(-LOGIN_WINDOW_S)
+            counted = await self._db.update_one(
+                "login_throttle",
+                {"_id": throttle_id, "window_start": {"$gt": window_open_since}},
+                inc={"failures": 1},
+            )
+            if counted is not None:
+                return
+            try:
+                await self._db.insert(
+                    "login_throttle", {"_id": throttle_id, "window_start": now, "failures": 1}
+                )
+            except DuplicateKey:
+                pass
+            else:
+                # Records of addresses that never signed in again would pile up: a new
+                # window sweeps the ones whose window has passed.
+                await self._db.delete_many(
+                    "login_throttle", {"window_start": {"$lte": window_open_since}}
+                )
+                return
+            renewed = await self._db.update_one(
+                "login_throttle",
+                {"_id": throttle_id, "window_start": {"$lte": window_open_since}},
+                {"window_start": now, "failures": 1},
+            )
+            if renewed is not None:
+                return
 
     async def _issue_token(self, user: Doc, kind: str = "api") -> str:
         """A bearer token (``api``) or a web session (``session``): both stored hashed,
@@ -265,8 +339,9 @@ class AccountService:
         return [u["_id"] for u in users]
 
     async def users_by_email(self, account_id: str) -> dict[str, Doc]:
+        """The account's users by ``email_key`` of their address."""
         users = await self._db.find("users", {"account_id": account_id})
-        return {u["email"]: u for u in users}
+        return {email_key(u["email"]): u for u in users}
 
     async def create_user(
         self,

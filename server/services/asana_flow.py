@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..domain import clock
+from ..domain.emails import email_key
 from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..integrations.asana import (
     AsanaConnector,
@@ -19,7 +20,7 @@ from ..integrations.asana import (
     new_state,
 )
 from ..integrations.base import ProviderAuthError, ProviderError
-from .accounts import Invite, normalize_email
+from .accounts import Invite
 from .ids import digest, new_id
 from .integrations import IntegrationService, integration_id
 from .principal import Principal
@@ -169,19 +170,17 @@ class AsanaFlow:
         except ProviderError as exc:
             raise Conflict(f"Asana could not be read: {exc}", code="provider_unavailable") from None
         users = await self._svc._db.find("users", {"account_id": principal.account_id})
-        known = {u["email"] for u in users}
+        known = {email_key(u["email"]) for u in users}
         # The Asana user who connected the tool is the integration's owner already.
         connected_as = ((await self._svc.credentials(doc)).get("user") or {}).get("email")
         if connected_as:
-            known.add(normalize_email(str(connected_as)))
-        return sorted(
-            (
-                {"email": normalize_email(p["email"]), "name": p.get("name") or ""}
-                for p in people
-                if p.get("email") and normalize_email(p["email"]) not in known
-            ),
-            key=lambda p: p["email"],
-        )
+            known.add(email_key(str(connected_as)))
+        found: dict[str, dict[str, str]] = {}
+        for p in people:
+            email = str(p.get("email") or "").strip()
+            if email and email_key(email) not in known:
+                found.setdefault(email_key(email), {"email": email, "name": p.get("name") or ""})
+        return sorted(found.values(), key=lambda p: email_key(p["email"]))
 
     async def invite(self, principal: Principal, emails: list[str]) -> list[dict[str, Any]]:
         if not principal.is_admin:
@@ -189,18 +188,21 @@ class AsanaFlow:
         await self._svc._get(principal.account_id, "asana")
         names = {}
         try:
-            names = {c["email"]: c["name"] for c in await self.coworkers(principal)}
+            names = {email_key(c["email"]): c["name"] for c in await self.coworkers(principal)}
         except (Conflict, NotFound):
             pass
         accounts = self._svc._accounts
         out: list[dict[str, Any]] = []
         invited: list[tuple[dict[str, Any], Invite]] = []
-        for email in dict.fromkeys(normalize_email(e) for e in emails):
+        unique: dict[str, str] = {}
+        for given in emails:
+            unique.setdefault(email_key(given), given)
+        for email in unique.values():
             try:
                 user, invite = await accounts.create_user(
                     principal,
                     email,
-                    names.get(email) or email.split("@")[0],
+                    names.get(email_key(email)) or email.split("@")[0],
                     None,
                     "user",
                     send_mail=False,

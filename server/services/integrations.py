@@ -19,6 +19,7 @@ from typing import Any
 
 from ..crypto import SecretBox
 from ..domain import clock
+from ..domain.emails import email_key
 from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..integrations.base import (
     ROOT_NAMES,
@@ -707,10 +708,10 @@ class IntegrationService:
                     "parent_id": root_id,
                 },
             )
-            by_email = {u["email"]: u["_id"] for u in users}
+            by_email = {email_key(u["email"]): u["_id"] for u in users}
             for project in projects:
                 for email in project.get("member_emails") or ():
-                    user_id = by_email.get(str(email).lower())
+                    user_id = by_email.get(email_key(str(email)))
                     if user_id is not None:
                         wanted.add((project["_id"], user_id))
         await self._tasks.add_auto_grants(

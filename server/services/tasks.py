@@ -92,6 +92,7 @@ class TaskService:
     @staticmethod
     def present(tree: Tree, principal: Principal, task_id: str) -> dict[str, Any]:
         task = tree.tasks[task_id]
+        visible = tree.view(principal.user_id, principal.is_admin).visible
         return {
             "id": task_id,
             "parent_id": task.get("parent_id"),
@@ -103,6 +104,11 @@ class TaskService:
             "source": source_of(task),
             "my_role": tree.role(principal.user_id, principal.is_admin, task_id),
             "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
+            # Lets a tree view show an expander without loading the children first.
+            "has_children": any(
+                child in visible and not tree.is_removed(child)
+                for child in tree.children.get(task_id, ())
+            ),
         }
 
     def _visible_task(self, tree: Tree, principal: Principal, task_id: str) -> Doc:
@@ -137,27 +143,81 @@ class TaskService:
         include_archived: bool,
         trackable: bool | None,
     ) -> list[dict[str, Any]]:
+        items, _ = await self.list_page(
+            principal,
+            q=q,
+            parent_id=parent_id,
+            include_archived=include_archived,
+            trackable=trackable,
+        )
+        return items
+
+    async def list_page(
+        self,
+        principal: Principal,
+        *,
+        q: str | None,
+        parent_id: str | None,
+        include_archived: bool,
+        trackable: bool | None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the tasks the caller may see, in path order, and whether more follow.
+
+        Walks the tree's prepared search order and stops once the page is full: a search
+        in a 100,000-task tree presents only the page it returns (a rare term still scans
+        the prepared strings once)."""
         tree = await self.tree(principal.account_id)
         view = tree.view(principal.user_id, principal.is_admin)
+        order: Iterable[tuple[str, str]]
         if parent_id is not None:
             self._visible_task(tree, principal, parent_id)
-            candidates: Iterable[str] = tree.children.get(parent_id, ())
+            order = sorted(
+                (
+                    (c, " / ".join(fold(p) for p in tree.path(c)))
+                    for c in tree.children.get(parent_id, ())
+                ),
+                key=lambda pair: pair[1].split(" / "),
+            )
         else:
-            candidates = tree.tasks
+            order = tree.search_order()
         needle = fold(q) if q else None
+        end = None if limit is None else skip + limit
         out: list[dict[str, Any]] = []
-        for task_id in candidates:
+        matched = 0
+        for task_id, folded in order:
+            if needle is not None and needle not in folded:
+                continue
             if task_id not in view.visible or tree.is_removed(task_id):
                 continue
             if not include_archived and tree.is_archived(task_id):
                 continue
-            if needle is not None and needle not in fold(" / ".join(tree.path(task_id))):
+            if trackable is not None and trackable != tree.trackable(
+                principal.user_id, principal.is_admin, task_id
+            ):
                 continue
-            is_trackable = tree.trackable(principal.user_id, principal.is_admin, task_id)
-            if trackable is not None and is_trackable != trackable:
-                continue
-            out.append(self.present(tree, principal, task_id))
-        out.sort(key=lambda t: [fold(p) for p in t["path"]])
+            if end is not None and matched >= end:
+                return out, True
+            if matched >= skip:
+                out.append(self.present(tree, principal, task_id))
+            matched += 1
+        return out, False
+
+    async def top_level(
+        self, principal: Principal, *, include_archived: bool
+    ) -> list[dict[str, Any]]:
+        """The tree's first level as the caller sees it (the roots of the tasks they may see)."""
+        tree = await self.tree(principal.account_id)
+        view = tree.view(principal.user_id, principal.is_admin)
+        out = [
+            self.present(tree, principal, task_id)
+            for task_id in tree.children.get(None, ())
+            if task_id in view.visible
+            and not tree.is_removed(task_id)
+            and (include_archived or not tree.is_archived(task_id))
+        ]
+        out.sort(key=lambda t: fold(t["name"]))
         return out
 
     async def get(self, principal: Principal, task_id: str) -> dict[str, Any]:

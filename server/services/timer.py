@@ -10,6 +10,12 @@ server clock is read, the running entry is stopped at that instant with one cond
 update, and the new one starts at the same instant. Should the unique index still refuse
 the insert (a process that ignored or lost its lease), the loop stops the winner and
 tries again.
+
+A start or stop may carry an ``Idempotency-Key`` and an ``at`` (a click replayed after the
+server was unreachable). The key's digest is stored on the entry the start created
+(``start_key``, unique) or the stop ended (``stop_key``), in the same write, so a replay
+finds what the first request did even when the server died before answering; nothing
+else is written first, so a crash can never leave a key blocked.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from .ids import digest, new_id
 from .principal import Principal
 from .tasks import TaskService
 
-IDEMPOTENCY_TTL_S = 24 * 3600
+# How old a replayed start or stop (``at``) may be.
+MAX_REPLAY_AGE_S = 24 * 3600
 MAX_SWITCH_ATTEMPTS = 64
 LEASE_S = 5.0
 LEASE_WAIT_S = 10.0
@@ -36,6 +43,10 @@ LEASE_WAIT_S = 10.0
 
 class _Unknown:
     """Marks "the caller does not know which entry runs now"."""
+
+
+def _invalid_time(message: str) -> ValidationFailed:
+    return ValidationFailed(message, [{"field": "at", "message": message}], code="invalid_time")
 
 
 def _duration(entry: Doc) -> int:
@@ -184,6 +195,11 @@ class TimerService:
         if not tree.trackable(principal.user_id, principal.is_admin, task_id):
             raise Forbidden("you have no tracking role on this task", code="task_not_trackable")
 
+    def _key(self, principal: Principal, idempotency_key: str | None) -> str | None:
+        if not idempotency_key:
+            return None
+        return digest(f"{principal.account_id}:{principal.user_id}:{idempotency_key}")
+
     async def start(
         self,
         principal: Principal,
@@ -194,87 +210,16 @@ class TimerService:
         note: str,
         tags: list[str],
         created_with: str,
-        idempotency_key: str | None,
+        idempotency_key: str | None = None,
+        at: str | None = None,
     ) -> dict[str, Any]:
-        idem_id = None
-        if idempotency_key:
-            idem_id = digest(f"{principal.account_id}:{principal.user_id}:{idempotency_key}")
-            replay = await self._claim_idempotency(principal, idem_id)
+        key = self._key(principal, idempotency_key)
+        if key is not None:
+            # Checked before the task: a replay answers with what the first request did,
+            # even if the task was archived since.
+            replay = await self._replayed_start(principal, key)
             if replay is not None:
                 return replay
-        try:
-            result, entries = await self._start(
-                principal, task_id, service, external_id, note, tags, created_with
-            )
-        except BaseException:
-            if idem_id is not None:
-                await self._db.delete_many("idempotency", {"_id": idem_id})
-            raise
-        if idem_id is not None:
-            await self._db.update_one(
-                "idempotency",
-                {"_id": idem_id},
-                {
-                    "state": "done",
-                    "entry_id": result["running"]["id"],
-                    "stopped_id": result["stopped"]["id"] if result["stopped"] else None,
-                },
-            )
-        await self._notify(principal.account_id, principal.user_id, entries, entries[-1])
-        return result
-
-    async def _claim_idempotency(self, principal: Principal, idem_id: str) -> dict[str, Any] | None:
-        now = clock.now_iso()
-        await self._db.delete_many("idempotency", {"_id": idem_id, "expires_at": {"$lt": now}})
-        try:
-            await self._db.insert(
-                "idempotency",
-                {
-                    "_id": idem_id,
-                    "account_id": principal.account_id,
-                    "user_id": principal.user_id,
-                    "state": "pending",
-                    "expires_at": clock.later_iso(IDEMPOTENCY_TTL_S),
-                },
-            )
-            return None
-        except DuplicateKey:
-            pass
-        # The same request is being (or was) served: wait briefly for its answer.
-        for _ in range(100):
-            record = await self._db.find_one("idempotency", {"_id": idem_id})
-            if record is None:
-                raise Conflict("the original request failed; retry", code="idempotency_retry")
-            if record.get("state") == "done":
-                running = await self._db.find_one(
-                    "entries", {"_id": record["entry_id"], "account_id": principal.account_id}
-                )
-                stopped = None
-                if record.get("stopped_id"):
-                    stopped = await self._db.find_one(
-                        "entries", {"_id": record["stopped_id"], "account_id": principal.account_id}
-                    )
-                tree = await self._tasks.tree(principal.account_id)
-                if running is None:
-                    raise Conflict("the original entry was deleted", code="idempotency_gone")
-                return {
-                    "running": self.present(running, tree),
-                    "stopped": self.present(stopped, tree) if stopped else None,
-                    "replayed": True,
-                }
-            await asyncio.sleep(0.05)
-        raise Conflict("the original request is still running", code="idempotency_in_progress")
-
-    async def _start(
-        self,
-        principal: Principal,
-        task_id: str | None,
-        service: str | None,
-        external_id: str | None,
-        note: str,
-        tags: list[str],
-        created_with: str,
-    ) -> tuple[dict[str, Any], list[Doc]]:
         tree = await self._tasks.tree(principal.account_id)
         pending: tuple[str, str] | None = None
         if task_id is None:
@@ -291,7 +236,68 @@ class TimerService:
         if task_id is not None:
             self._check_trackable(tree, principal, task_id)
         async with self._switching(principal.account_id, principal.user_id):
-            return await self._switch(principal, tree, task_id, pending, note, tags, created_with)
+            if key is not None:
+                # The same key may have been served while this request waited its turn.
+                replay = await self._replayed_start(principal, key)
+                if replay is not None:
+                    return replay
+            if at is not None:
+                await self._check_start_at(principal, at)
+            result, entries = await self._switch(
+                principal, tree, task_id, pending, note, tags, created_with, at, key
+            )
+        await self._notify(principal.account_id, principal.user_id, entries, entries[-1])
+        return result
+
+    async def _replayed_start(self, principal: Principal, key: str) -> dict[str, Any] | None:
+        """The answer to a start whose Idempotency-Key created an entry already.
+
+        The entry carries the key under a unique index, so it is written in the same
+        operation as the entry itself: after a crash the key either found its entry (and
+        the retry gets it) or nothing was written (and the retry creates it)."""
+        entry = await self._db.find_one(
+            "entries",
+            {"account_id": principal.account_id, "start_key": key, "keyed": True},
+        )
+        if entry is None or entry["user_id"] != principal.user_id:
+            return None
+        stopped = None
+        if entry.get("stopped_id"):
+            stopped = await self._db.find_one(
+                "entries", {"_id": entry["stopped_id"], "account_id": principal.account_id}
+            )
+        tree = await self._tasks.tree(principal.account_id)
+        return {
+            "running": self.present(entry, tree),
+            "stopped": self.present(stopped, tree) if stopped else None,
+            "replayed": True,
+        }
+
+    @staticmethod
+    def _check_at_range(at: str) -> None:
+        if at > clock.now_iso():
+            raise _invalid_time("at is in the future")
+        if at < clock.later_iso(-MAX_REPLAY_AGE_S):
+            raise _invalid_time("at is more than 24 hours ago")
+
+    async def _check_start_at(self, principal: Principal, at: str) -> None:
+        """A replayed start begins at ``at``: not in the future, not older than a day,
+        and not inside the caller's latest entry. A running entry is stopped at ``at``,
+        so that needs ``at`` after its start (the rule of a replayed stop)."""
+        self._check_at_range(at)
+        latest = await self._db.find(
+            "entries",
+            {"account_id": principal.account_id, "user_id": principal.user_id},
+            sort=[("start", -1)],
+            limit=1,
+        )
+        if not latest:
+            return
+        if latest[0].get("running"):
+            if at <= latest[0]["start"]:
+                raise _invalid_time("at is not after the start of the running entry")
+        elif at < (latest[0].get("end") or latest[0]["start"]):
+            raise _invalid_time("at is before the end of your latest entry")
 
     async def _switch(
         self,
@@ -302,13 +308,21 @@ class TimerService:
         note: str,
         tags: list[str],
         created_with: str,
+        at: str | None,
+        key: str | None,
     ) -> tuple[dict[str, Any], list[Doc]]:
+        owner = {"account_id": principal.account_id, "user_id": principal.user_id}
         for _ in range(MAX_SWITCH_ATTEMPTS):
-            now = clock.now_iso()
+            # With a key, the entry records which one it stopped, for the replay's answer.
+            running = (
+                await self._db.find_one("entries", {**owner, "running": True})
+                if key is not None
+                else None
+            )
+            now = at or clock.now_iso()
             entry: Doc = {
                 "_id": new_id(),
-                "account_id": principal.account_id,
-                "user_id": principal.user_id,
+                **owner,
                 "task_id": task_id,
                 "pending_service": pending[0] if pending else None,
                 "pending_external_id": pending[1] if pending else None,
@@ -318,32 +332,36 @@ class TimerService:
                 "note": note,
                 "tags": tags,
                 "created_with": created_with,
-                "created_at": now,
+                "created_at": clock.now_iso(),
             }
+            if key is not None:
+                entry.update(start_key=key, keyed=True)
+                if running is not None:
+                    entry["stopped_id"] = running["_id"]
             try:
                 # Stop the running entry and start the new one at the same instant (one
                 # transaction on SQLite).
                 before = await self._db.update_one_and_insert(
-                    "entries",
-                    {
-                        "account_id": principal.account_id,
-                        "user_id": principal.user_id,
-                        "running": True,
-                    },
-                    {"running": False, "end": now},
-                    entry,
+                    "entries", {**owner, "running": True}, {"running": False, "end": now}, entry
                 )
             except DuplicateKey:
+                if key is not None:
+                    replay = await self._replayed_start(principal, key)
+                    if replay is not None:
+                        return replay, []
                 # A start that ignored the lease won; stop that one on the next pass.
                 await self._stop_running(principal.account_id, principal.user_id, now)
                 continue
             stopped = await self._stopped(before, now)
+            fix: dict[str, Any] = {}
             if stopped is not None and stopped["end"] != now:
                 # The clock went back behind the stopped entry's start: start there too.
-                entry["start"] = stopped["end"]
-                await self._db.update_one(
-                    "entries", {"_id": entry["_id"]}, {"start": entry["start"]}
-                )
+                entry["start"] = fix["start"] = stopped["end"]
+            stopped_id = stopped["_id"] if stopped else None
+            if key is not None and stopped_id != entry.get("stopped_id"):
+                entry["stopped_id"] = fix["stopped_id"] = stopped_id
+            if fix:
+                await self._db.update_one("entries", {"_id": entry["_id"]}, fix)
             changed = [stopped, entry] if stopped else [entry]
             return (
                 {
@@ -354,20 +372,22 @@ class TimerService:
             )
         raise Conflict("too many concurrent timer changes; retry", code="timer_busy")
 
-    async def _stop_running(self, account_id: str, user_id: str, now: str) -> Doc | None:
+    async def _stop_running(
+        self, account_id: str, user_id: str, now: str, key: str | None = None
+    ) -> Doc | None:
         before = await self._db.update_one(
             "entries",
             {"account_id": account_id, "user_id": user_id, "running": True},
-            {"running": False, "end": now},
+            {"running": False, "end": now, **({"stop_key": key} if key else {})},
             return_doc="before",
         )
         return await self._stopped(before, now)
 
-    async def _stop_entry(self, entry: Doc, now: str) -> Doc | None:
+    async def _stop_entry(self, entry: Doc, now: str, key: str | None = None) -> Doc | None:
         before = await self._db.update_one(
             "entries",
             {"_id": entry["_id"], "account_id": entry["account_id"], "running": True},
-            {"running": False, "end": now},
+            {"running": False, "end": now, **({"stop_key": key} if key else {})},
             return_doc="before",
         )
         return await self._stopped(before, now)
@@ -382,30 +402,54 @@ class TimerService:
             await self._db.update_one("entries", {"_id": before["_id"]}, {"end": end})
         return {**before, "running": False, "end": end}
 
-    async def stop(self, principal: Principal, entry_id: str | None) -> dict[str, Any] | None:
+    async def stop(
+        self,
+        principal: Principal,
+        entry_id: str | None,
+        *,
+        at: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any] | None:
+        key = self._key(principal, idempotency_key)
         async with self._switching(principal.account_id, principal.user_id):
-            return await self._stop(principal, entry_id)
+            if key is not None:
+                # A replayed stop answers with the entry it stopped, and never stops the
+                # entry that runs now.
+                done = await self._db.find_one(
+                    "entries",
+                    {
+                        "account_id": principal.account_id,
+                        "user_id": principal.user_id,
+                        "stop_key": key,
+                    },
+                )
+                if done is not None:
+                    return await self._present(principal.account_id, done)
+            return await self._stop(principal, entry_id, at, key)
 
-    async def _stop(self, principal: Principal, entry_id: str | None) -> dict[str, Any] | None:
-        now = clock.now_iso()
+    async def _stop(
+        self, principal: Principal, entry_id: str | None, at: str | None, key: str | None
+    ) -> dict[str, Any] | None:
+        if at is not None:
+            self._check_at_range(at)
+        owner = {"account_id": principal.account_id, "user_id": principal.user_id}
         if entry_id is None:
-            stopped = await self._stop_running(principal.account_id, principal.user_id, now)
-            if stopped is None:
+            entry = await self._db.find_one("entries", {**owner, "running": True})
+            if entry is None:
                 return None
         else:
-            entry = await self._db.find_one(
-                "entries",
-                {"_id": entry_id, "account_id": principal.account_id, "user_id": principal.user_id},
-            )
+            entry = await self._db.find_one("entries", {"_id": entry_id, **owner})
             if entry is None:
                 raise NotFound("entry not found")
             if not entry.get("running"):
                 return await self._present(principal.account_id, entry)
-            stopped = await self._stop_entry(entry, now)
-            if stopped is None:
-                # Stopped concurrently: stop is idempotent, answer with the stored entry.
-                stopped = await self._db.find_one("entries", {"_id": entry_id})
-                return await self._present(principal.account_id, stopped)
+        if at is not None and at <= entry["start"]:
+            raise _invalid_time("at is not after the start of the running entry")
+        stopped = await self._stop_entry(entry, at or clock.now_iso(), key)
+        if stopped is None:
+            # Stopped concurrently: stop is idempotent, answer with the stored entry.
+            again = await self._db.find_one("entries", {"_id": entry["_id"]})
+            return await self._present(principal.account_id, again)
         await self._notify(principal.account_id, principal.user_id, [stopped], None)
         return await self._present(principal.account_id, stopped)
 

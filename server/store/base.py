@@ -12,7 +12,7 @@ A value of ``None`` matches a missing or null field.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -49,11 +49,14 @@ class CollectionSpec:
     # Filterable scalar fields besides ``_id``; types: "text", "int", "real", "bool".
     fields: Mapping[str, str]
     indexes: tuple[Index, ...] = field(default_factory=tuple)
-    # Derived integer columns: name -> the timestamp field whose whole epoch second it
+    # Generated integer columns: name -> the timestamp field whose whole epoch second it
     # holds. SQLite keeps them as virtual generated columns, so an index can carry them
     # (reports then read ready-made seconds from the index); MongoDB computes them in its
     # pipelines and leaves them out of its indexes. Never written, never filtered on.
     seconds: Mapping[str, str] = field(default_factory=dict)
+    # Fields a later version derives from the document: on open, both adapters fill them
+    # in for stored documents that lack them, before the indexes are built.
+    derived: Mapping[str, Callable[[Doc], Any]] = field(default_factory=dict)
 
 
 GroupKey = Literal["task", "user", "day", "tag"]

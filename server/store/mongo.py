@@ -46,8 +46,13 @@ class MongoBackend:
         try:
             for spec in specs:
                 coll = self._db[spec.name]
+                for name, derive in spec.derived.items():
+                    async for doc in coll.find({name: None}):
+                        value = derive(doc)
+                        if value is not None:
+                            await coll.update_one({"_id": doc["_id"]}, {"$set": {name: value}})
                 for index in spec.indexes:
-                    # Derived columns exist in SQLite only (see CollectionSpec.seconds).
+                    # Generated columns exist in SQLite only (see CollectionSpec.seconds).
                     fields = tuple(f for f in index.fields if f not in spec.seconds)
                     name = f"ix_{'_'.join(fields)}"
                     kwargs: dict[str, Any] = {"name": name, "unique": index.unique}

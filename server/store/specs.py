@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..domain.emails import email_key
 from .base import CollectionSpec, Index
 
 T, B = "text", "bool"
@@ -9,12 +10,14 @@ T, B = "text", "bool"
 ACCOUNTS = CollectionSpec("accounts", {"name": T})
 USERS = CollectionSpec(
     "users",
-    {"account_id": T, "email": T, "active": B, "role": T},
+    {"account_id": T, "email": T, "email_key": T, "active": B, "role": T},
     (
-        # Login is by e-mail alone, so an e-mail address belongs to one user everywhere.
-        Index(("email",), unique=True),
+        # Login is by e-mail alone, so an e-mail address belongs to one user everywhere;
+        # addresses are stored as given and compared by their case-insensitive key.
+        Index(("email_key",), unique=True),
         Index(("account_id", "email")),
     ),
+    derived={"email_key": lambda doc: email_key(doc["email"]) if doc.get("email") else None},
 )
 TOKENS = CollectionSpec(
     "tokens",
@@ -66,6 +69,11 @@ ENTRIES = CollectionSpec(
         "running": B,
         "pending_service": T,
         "pending_external_id": T,
+        # The digest of the Idempotency-Key of the start that created the entry, and of
+        # the stop that ended it: a replayed start or stop finds its entry by these.
+        "start_key": T,
+        "keyed": B,
+        "stop_key": T,
     },
     (
         Index(("account_id", "user_id", "start")),
@@ -78,13 +86,12 @@ ENTRIES = CollectionSpec(
         Index(("account_id", "pending_service", "pending_external_id")),
         # The database itself holds "at most one running timer per user".
         Index(("account_id", "user_id"), unique=True, partial={"running": True}),
+        # One entry per start Idempotency-Key, ever: the entry is its own idempotency
+        # record, so no half-written record can outlive a crash and block the key.
+        Index(("account_id", "start_key"), unique=True, partial={"keyed": True}),
+        Index(("account_id", "stop_key")),
     ),
     seconds={"start_s": "start", "end_s": "end"},
-)
-IDEMPOTENCY = CollectionSpec(
-    "idempotency",
-    {"account_id": T, "user_id": T, "expires_at": T},
-    (Index(("account_id", "expires_at")),),
 )
 INTEGRATIONS = CollectionSpec(
     "integrations",
@@ -109,6 +116,9 @@ EVENTS = CollectionSpec(
 )
 # Short per-user leases that serialise timer switches across server processes.
 TIMER_LOCKS = CollectionSpec("timer_locks", {"account_id": T, "holder": T, "expires_at": T})
+# Failed sign-ins per e-mail address (keyed by a digest of its comparison key) in the
+# current window: shared by every server process, so throttling holds across them.
+LOGIN_THROTTLE = CollectionSpec("login_throttle", {"window_start": T}, (Index(("window_start",)),))
 OAUTH_STATES = CollectionSpec(
     "oauth_states",
     {"account_id": T, "user_id": T, "expires_at": T, "used": B},
@@ -123,10 +133,10 @@ ALL = (
     TASKS,
     MEMBERS,
     ENTRIES,
-    IDEMPOTENCY,
     INTEGRATIONS,
     SYNCS,
     EVENTS,
     TIMER_LOCKS,
     OAUTH_STATES,
+    LOGIN_THROTTLE,
 )

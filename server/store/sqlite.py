@@ -264,6 +264,15 @@ class SQLiteBackend:
                         f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" INTEGER'
                         f" GENERATED ALWAYS AS ({expression}) VIRTUAL"
                     )
+            for name, derive in spec.derived.items():
+                rows = conn.execute(
+                    f'SELECT doc FROM "{spec.name}" WHERE "{name}" IS NULL'
+                ).fetchall()
+                for (raw,) in rows:
+                    doc = loads(raw)
+                    value = derive(doc)
+                    if value is not None:
+                        self._apply(conn, spec.name, doc, {name: value}, None)
             for index in spec.indexes:
                 iname = f"ix_{spec.name}_{'_'.join(index.fields)}"
                 if index.partial:

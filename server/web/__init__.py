@@ -8,12 +8,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import integrations, invite, reports, session, team, timesheet
+from . import integrations, invite, reports, session, tasks, team, timesheet
 
 STATIC = Path(__file__).parent / "static"
 
 # Each page module has a ``routes`` table; a new page adds its module here.
-PAGES = (session, timesheet, team, invite, reports, integrations)
+PAGES = (session, timesheet, team, invite, reports, integrations, tasks)
 
 
 def install(app: web.Application) -> list[web.AbstractRoute]:

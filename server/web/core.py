@@ -103,9 +103,10 @@ def page(*, admin: bool = False) -> Callable[[PageHandler], Callable[[web.Reques
         async def wrapped(request: web.Request) -> web.StreamResponse:
             user = await current_user(request)
             if user is None:
-                if request.method == "GET":
+                if request.method in ("GET", "HEAD"):
                     raise web.HTTPFound(f"/?next={quote(request.path_qs, safe='')}")
-                raise web.HTTPFound("/")
+                # A form posted after the session ended: to sign-in, not back to a POST.
+                raise web.HTTPSeeOther("/")
             if admin and not user.is_admin:
                 raise Forbidden("This page is for admins.")
             return await handler(request, user)
@@ -192,6 +193,14 @@ def set_session(request: web.Request, response: web.StreamResponse, token: str) 
         secure=settings.effective_public_url.startswith("https://"),
         max_age=int(settings.token_ttl_days * 86400),
     )
+
+
+async def end_session(request: web.Request) -> None:
+    """Revokes the session this request carries, if it is a live one (signing in anew or
+    accepting an invitation replaces it: the old value must not stay usable)."""
+    user = await current_user(request)
+    if user is not None and user.kind == "session":
+        await services(request).accounts.logout(user)
 
 
 def clear_session(request: web.Request, response: web.StreamResponse) -> None:

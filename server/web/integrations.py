@@ -6,6 +6,7 @@ same integration services as the API; the page's script only makes it quicker.""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from .core import page, render, services
 
 routes = web.RouteTableDef()
 HISTORY = 10
+ASANA_READ_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,39 @@ def _tool(request: web.Request) -> Tool:
     return tool
 
 
+_HTTP_STATUS = re.compile(r"(?:\bHTTP |\()(\d{3})\b")
+
+
+def error_in_words(label: str, error: str | None) -> str:
+    """A provider error as a sentence; the technical text is shown beside it."""
+    text = error or ""
+    lowered = text.lower()
+    match = _HTTP_STATUS.search(text)
+    code = int(match.group(1)) if match else None
+    if code == 429 or "rate limited" in lowered:
+        return f"{label} limited how many requests we may send; the next synchronization waits"
+    if code is not None and code >= 500:
+        return f"{label} had a server error (HTTP {code})"
+    if code == 401:
+        return f"{label} refused the saved login"
+    if code == 403:
+        return (
+            f"{label} refused access to some of the data (HTTP 403): check what the connected"
+            " account may see"
+        )
+    if code == 404:
+        return f"{label} no longer has something it listed before (HTTP 404)"
+    if "timeout" in lowered or "timed out" in lowered:
+        return f"{label} did not answer in time"
+    if "connect" in lowered or "dns" in lowered:
+        return f"{label} could not be reached"
+    if "json" in lowered or "malformed" in lowered or "unreadable" in lowered:
+        return f"{label} sent an answer that could not be read"
+    if lowered == "internal error during the sync":
+        return "Tasktimer hit an internal error (see the server log)"
+    return text or "unknown error"
+
+
 def status_text(tool: Tool, status: str, error: str | None, next_sync: str = "") -> str:
     """The status word of the API as a sentence a person understands."""
     label = tool.label
@@ -104,7 +139,10 @@ def status_text(tool: Tool, status: str, error: str | None, next_sync: str = "")
             " Re-enable to bring them back."
         )
     if status == "error":
-        return f"The last synchronization failed: {error or 'unknown error'}. It is retried."
+        return (
+            f"The last synchronization failed: {error_in_words(label, error)}."
+            " It is tried again at the next synchronization."
+        )
     return status
 
 
@@ -166,7 +204,9 @@ def _counts(sync: dict[str, Any]) -> list[tuple[str, int]]:
     return [(word, int(counts.get(word) or 0)) for word in COUNT_WORDS]
 
 
-def _sync_view(sync: dict[str, Any], tz: ZoneInfo, short: bool = False) -> dict[str, Any]:
+def _sync_view(
+    sync: dict[str, Any], tz: ZoneInfo, label: str, short: bool = False
+) -> dict[str, Any]:
     return {
         "id": sync["id"],
         "state": sync["state"],
@@ -176,6 +216,25 @@ def _sync_view(sync: dict[str, Any], tz: ZoneInfo, short: bool = False) -> dict[
         "counts": _counts(sync),
         "requests": (sync.get("counts") or {}).get("requests"),
         "error": sync.get("error") or "",
+        "error_words": error_in_words(label, sync.get("error")) if sync.get("error") else "",
+        # Items the provider listed but would not let us read: kept as they were.
+        "unreadable": [
+            str(item.get("name") or item.get("external_id") or "")
+            for item in sync.get("unreadable") or []
+        ],
+    }
+
+
+def _poll_view(poll: dict[str, Any] | None, tz: ZoneInfo) -> dict[str, Any] | None:
+    """The light check for new and changed items between full syncs, when there is one."""
+    if not poll or not poll.get("at"):
+        return None
+    return {
+        "at": poll["at"],
+        "when": _when(poll["at"], tz, short=True),
+        "created": int(poll.get("created") or 0),
+        "updated": int(poll.get("updated") or 0),
+        "error": poll.get("error") or "",
     }
 
 
@@ -191,9 +250,18 @@ async def _asana_details(request: web.Request, user: Principal) -> dict[str, Any
             problems.append(exc.detail)
             return None
 
-    workspaces, coworkers = await asyncio.gather(
-        read(flow.workspaces(user)), read(flow.coworkers(user))
-    )
+    try:
+        # The page waits for Asana only so long: a slow provider must not hang it.
+        async with asyncio.timeout(ASANA_READ_TIMEOUT_S):
+            workspaces, coworkers = await asyncio.gather(
+                read(flow.workspaces(user)), read(flow.coworkers(user))
+            )
+    except TimeoutError:
+        return {
+            "workspaces": None,
+            "coworkers": None,
+            "problem": "Asana did not answer in time; reload the page to try again",
+        }
     return {
         "workspaces": workspaces,
         "coworkers": coworkers,
@@ -251,16 +319,18 @@ async def integrations_view(
             "syncable": state in SYNCABLE,
             "settings": (integration or {}).get("settings") or {},
             "last_sync": None,
+            "last_poll": None,
             "history": [],
             "open_form": open_form == tool.service,
             "confirm_unlink": confirm == tool.service,
             "asana": None,
         }
         if integration is not None:
+            card["last_poll"] = _poll_view(integration.get("last_poll"), tz)
             if integration.get("last_sync"):
-                card["last_sync"] = _sync_view(integration["last_sync"], tz)
+                card["last_sync"] = _sync_view(integration["last_sync"], tz, tool.label)
             syncs = await svc.sync.list_syncs(user, tool.service, skip=0, limit=HISTORY)
-            card["history"] = [_sync_view(s, tz, short=True) for s in syncs]
+            card["history"] = [_sync_view(s, tz, tool.label, short=True) for s in syncs]
             if tool.service == "asana" and state in SYNCABLE:
                 card["asana"] = await _asana_details(request, user)
         cards.append(card)

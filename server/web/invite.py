@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..domain.errors import DomainError
-from .core import render, services, set_session
+from .core import end_session, render, services, set_session
 
 routes = web.RouteTableDef()
 # The token is in the address: keep it out of caches. Referer headers go to our own
@@ -49,6 +49,7 @@ async def accept_invite(request: web.Request) -> web.StreamResponse:
         else:
             message = exc.detail
         return _page(request, name=name, error=message, status=exc.status)
+    await end_session(request)
     response = web.HTTPSeeOther("/")
     set_session(request, response, token)
     response.headers.update(PRIVATE)

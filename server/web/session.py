@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ..domain.errors import DomainError
-from .core import clear_session, current_user, render, safe_next, services, set_session
+from .core import clear_session, end_session, render, safe_next, services, set_session
 
 routes = web.RouteTableDef()
 MAX_EMAIL = 320
@@ -53,14 +53,19 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         token, _ = await services(request).accounts.login(email, password, kind="session")
     except DomainError as exc:
         headers = {}
-        retry = exc.extra.get("retry_after")
-        if retry is not None:
+        retry = exc.extra.get("retry_after_s")
+        if exc.code == "invalid_credentials":
+            message = "Wrong e-mail or password."
+        elif exc.code == "rate_limited" and isinstance(retry, int):
+            # The same limit as the API's login (the accounts service counts the failures).
             headers["Retry-After"] = str(retry)
-        message = (
-            "Wrong e-mail or password."
-            if exc.code == "invalid_credentials"
-            else f"Signing in failed: {exc.detail}"
-        )
+            minutes = max(1, -(-retry // 60))
+            message = (
+                "Too many failed sign-ins for this e-mail address. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            )
+        else:
+            message = f"Signing in failed: {exc.detail}"
         return sign_in_page(
             request,
             next_path=next_path,
@@ -69,6 +74,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
             status=exc.status,
             headers=headers,
         )
+    await end_session(request)
     response = web.HTTPSeeOther(next_path)
     set_session(request, response, token)
     raise response
@@ -76,9 +82,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/sign-out")
 async def sign_out(request: web.Request) -> web.StreamResponse:
-    user = await current_user(request)
-    if user is not None:
-        await services(request).accounts.logout(user)
+    await end_session(request)
     response = web.HTTPSeeOther("/")
     clear_session(request, response)
     raise response

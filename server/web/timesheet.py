@@ -133,7 +133,9 @@ async def timesheet(
                 "is_today": day == lt.today(tz),
                 "entries": listed,
                 "total_s": sum(e["span"].overlap_s(lo, hi) for e in entries),
-                "has_running": any(e["running"] and e["span"].overlap_s(lo, hi) for e in entries),
+                "has_running": any(
+                    e["running"] and e["span"].start < hi and e["span"].end >= lo for e in entries
+                ),
             }
         )
     for d in days:
@@ -144,13 +146,16 @@ async def timesheet(
     syncable = [i["service"] for i in integrations if i["status"] in SYNCABLE]
 
     query = request.query.get("task-search", "").strip()
-    results = []
+    results: list[dict[str, Any]] = []
     if query:
-        results = (
-            await svc.tasks.list_tasks(
-                user, q=query, parent_id=None, include_archived=False, trackable=True
-            )
-        )[:SEARCH_LIMIT]
+        results, _ = await svc.tasks.list_page(
+            user,
+            q=query,
+            parent_id=None,
+            include_archived=False,
+            trackable=True,
+            limit=SEARCH_LIMIT,
+        )
 
     editing = None
     edit_id = request.query.get("edit")
@@ -170,7 +175,9 @@ async def timesheet(
                 "tags": ", ".join(match["tags"]),
             }
     if editing is None:
-        editing = {"date": lt.today(tz).isoformat() if asked is None else monday.isoformat()}
+        today = lt.today(tz)
+        in_week = monday <= today < monday + timedelta(days=7)
+        editing = {"date": (today if in_week else monday).isoformat()}
 
     return render(
         request,

@@ -223,3 +223,97 @@ async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api)
     client.session.cookie_jar.clear()
     response = await client.post(f"/{path}", data={"password": "new-password-2"})
     assert response.status == 404 and "already used or has expired" in await response.text()
+
+
+async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) -> None:
+    status, task = await admin.post("/api/v1/tasks", {"name": "Paperwork"})
+    assert status == 201
+    _, csrf = await sign_in(client)
+    # Search (GET form), then a result button posts the start form.
+    html = await (await client.get("/?task-search=paper")).text()
+    assert f'data-tt-task-id="{task["id"]}"' in html
+    response = await client.post(
+        "/timer/start",
+        data={"csrf": csrf, "task_id": task["id"], "note": "forms", "tags": "a, b"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    status, timer = await admin.get("/api/v1/timer")
+    assert timer["running"]["task_id"] == task["id"] and timer["running"]["tags"] == ["a", "b"]
+    html = await (await client.get("/")).text()
+    assert "data-tt-running" in html and "Paperwork" in html
+    response = await client.post("/timer/stop", data={"csrf": csrf}, allow_redirects=False)
+    assert response.status == 303
+    assert (await admin.get("/api/v1/timer"))[1]["running"] is None
+
+    # A manual entry in the user's zone (UTC here), and its errors in words.
+    entry = {"csrf": csrf, "task-id": task["id"], "date": "2026-01-06", "note": "", "tags": ""}
+    response = await client.post(
+        "/entries", data={**entry, "start": "10:00", "end": "09:00"}, allow_redirects=False
+    )
+    assert response.status == 400
+    assert "The end (09:00) must be after the start (10:00)." in await response.text()
+    response = await client.post(
+        "/entries", data={**entry, "start": "09:00", "end": "10:15"}, allow_redirects=False
+    )
+    assert response.status == 303 and response.headers["Location"] == "/?week=2026-01-06"
+    day = "/api/v1/entries?from=2026-01-06T00:00:00Z&to=2026-01-07T00:00:00Z"
+    (saved,) = (await admin.get(day))[1]["items"]
+    assert saved["start"].startswith("2026-01-06T09:00") and saved["duration_s"] == 4500
+    response = await client.post(
+        "/entries", data={**entry, "start": "10:00", "end": "11:00"}, allow_redirects=False
+    )
+    assert response.status == 409 and "overlaps another of your entries" in await response.text()
+    html = await (await client.get("/?week=2026-01-07")).text()
+    assert 'data-tt-week data-start="2026-01-05"' in html
+    assert 'data-tt-day="2026-01-06" data-total-s="4500"' in html
+    assert 'data-tt-week-total data-total-s="4500"' in html
+    response = await client.post(
+        "/entries",
+        data={"csrf": csrf, "entry_id": saved["id"], "delete": "1", "week": "2026-01-05"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    assert (await admin.get(day))[1]["items"] == []
+
+
+async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> None:
+    status, _ = await admin.patch("/api/v1/me", {"time_zone": "America/New_York"})
+    assert status == 200
+    # 03:00 UTC on Wednesday is 22:00 on Tuesday in New York.
+    status, _ = await admin.post(
+        "/api/v1/entries", {"start": "2026-01-07T03:00:00Z", "end": "2026-01-07T04:00:00Z"}
+    )
+    assert status == 201
+    await sign_in(client)
+    html = await (await client.get("/?week=2026-01-05")).text()
+    assert 'data-tt-day="2026-01-06" data-total-s="3600"' in html
+    assert 'data-tt-day="2026-01-07" data-total-s="0"' in html
+    assert "22:00" in html and "America/New_York" in html
+
+
+async def test_the_timesheet_never_ships_the_task_tree(client: Client, admin: Api) -> None:
+    status, root = await admin.post("/api/v1/tasks", {"name": "Big project"})
+    assert status == 201
+    names = [f"Unshipped task {i:03d}" for i in range(60)]
+    for name in names:
+        status, _ = await admin.post("/api/v1/tasks", {"name": name, "parent_id": root["id"]})
+        assert status == 201
+    await sign_in(client)
+    html = await (await client.get("/")).text()
+    assert not any(name in html for name in names)
+    # Searching returns one page of matches, from the server.
+    html = await (await client.get("/?task-search=unshipped")).text()
+    assert html.count("data-tt-task-id=") == 20
+    status, page = await Api(client).get("/api/v1/tasks?q=unshipped&trackable=true&limit=20")
+    assert status == 200 and len(page["items"]) == 20 and page["next_cursor"]
+
+
+async def test_signing_in_again_replaces_the_old_session(client: Client) -> None:
+    old, csrf = await sign_in(client)
+    # The jar still sends the old (live) cookie: the form needs that session's token.
+    new, _ = await sign_in(client, csrf=csrf)
+    assert new != old
+    client.session.cookie_jar.clear()
+    assert (await client.get("/api/v1/me", cookies={SESSION: old})).status == 401
+    assert (await client.get("/api/v1/me", cookies={SESSION: new})).status == 200

@@ -165,7 +165,7 @@ def test_status_words_for_a_refused_login_and_a_failed_sync(page: Page, stack: S
         providers.loop.call(providers.heyspace.faults.clear)
     heyspace = card(page, "heyspace")
     expect(heyspace.locator("[data-tt-status-text]")).to_contain_text(
-        "The last synchronization failed"
+        "The last synchronization failed: HeySpace had a server error (HTTP 500)."
     )
     expect(heyspace.locator("[data-tt-sync-error]")).not_to_be_empty()
     expect(heyspace.locator(f'[data-tt-sync-id="{sync_id}"]')).to_have_attribute(
@@ -181,7 +181,7 @@ def test_status_words_for_a_refused_login_and_a_failed_sync(page: Page, stack: S
 
     providers.loop.call(refuse_login)
     try:
-        page.locator('[data-tt-integration="heyspace"] button[name=force-sync]').click()
+        stack.api.request("POST", "/integrations/heyspace/sync")
         page.goto("/integrations")
         wait_status(page, "heyspace", "needs_reauth")
         heyspace = card(page, "heyspace")

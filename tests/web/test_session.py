@@ -65,3 +65,24 @@ def test_unknown_page_and_admin_page_for_a_user(page: Page, stack: Stack) -> Non
     assert response is not None and response.status == 404
     expect(page.locator("h1")).to_have_text("Page not found")
     shot(page, "not-found")
+
+
+def test_first_sign_in_adopts_the_browsers_time_zone(page: Page, stack: Stack) -> None:
+    user = stack.new_user()
+    users = {u["id"]: u for u in stack.api.request("GET", "/users")["items"]}
+    assert users[user["id"]].get("time_zone", "UTC") == "UTC"
+    sign_in(page, user["email"], USER_PASSWORD)  # the browser runs in Europe/Warsaw
+    expect(page.locator("body")).to_have_attribute("data-tt-tz", "Europe/Warsaw")
+    expect(page.locator("[data-tt-week]")).to_contain_text("Europe/Warsaw")
+    page.reload()
+    expect(page.locator("body")).not_to_have_attribute("data-tt-tz-unset", "")
+
+
+def test_an_open_page_follows_a_deactivation_to_the_sign_in_page(page: Page, stack: Stack) -> None:
+    user = stack.new_user()
+    sign_in(page, user["email"], USER_PASSWORD)
+    expect(page.locator("[data-tt-week]")).to_be_visible()
+    stack.api.request("PATCH", f"/users/{user['id']}", {"active": False})
+    # The event stream ends with the session; the page notices and leaves.
+    expect(page.locator("form[name=sign-in]")).to_be_visible(timeout=15_000)
+    expect(page.locator("[data-tt-user]")).to_have_count(0)

@@ -67,6 +67,11 @@ def test_start_by_search_ticks_and_follows_the_api_live(
     expect(
         page.locator(f'[data-tt-day="{today}"] [data-tt-entry-id="{now["id"]}"]')
     ).to_be_visible()
+    # The running entry counts in its day's total, up to now, and keeps counting.
+    day = page.locator(f'[data-tt-day="{today}"]')
+    expect(day).to_have_attribute("data-total-s", re.compile(r"^([2-9]|[1-9]\d+)$"))
+    total = day.get_attribute("data-total-s")
+    assert 2 <= int(total or 0) <= 30
     shot(page, "timesheet-running")
 
     # Stopped elsewhere (the API, as the extension does): the page follows within 2 s.

@@ -85,6 +85,12 @@ async function refreshCards() {
   let syncing = false;
   for (const card of document.querySelectorAll("[data-tt-integration]")) {
     const service = card.dataset.ttIntegration;
+    const whole = fresh.querySelector(`[data-tt-integration="${service}"]`);
+    if (whole && whole.dataset.ttActions !== card.dataset.ttActions) {
+      // Other controls apply now (e.g. a refused login: re-enable instead of sync).
+      window.location.reload();
+      return false;
+    }
     const next = fresh.querySelector(`[data-tt-integration="${service}"] [data-tt-card-body]`);
     const body = card.querySelector("[data-tt-card-body]");
     if (!next || !body) continue;

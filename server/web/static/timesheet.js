@@ -91,7 +91,17 @@ function listen() {
   });
   source.addEventListener("entry", () => refreshWeek());
   source.addEventListener("tasks", () => {
+    // A sync renamed, moved or archived tasks: names on the page may be stale.
     if (searchInput.value.trim()) search(searchInput, results, true);
+    refreshWeek();
+  });
+  source.addEventListener("error", () => {
+    // A refused stream (session ended) is not retried by the browser: find out why
+    // (api() sends a signed-out page to sign-in) and listen again otherwise.
+    if (source.readyState !== EventSource.CLOSED) return;
+    api("GET", "/me")
+      .then(() => setTimeout(listen, 2000))
+      .catch(() => {});
   });
 }
 listen();
