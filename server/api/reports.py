@@ -105,8 +105,8 @@ async def report_csv(ctx: Ctx) -> Any:
         await response.write(csv_chunk((), header=True))
         async for rows in export.batches:
             await response.write(csv_chunk(rows))
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionResetError:
+        return response  # the client went away: nothing left to tell it
     except Exception:
         return await _abort(ctx, response)
     await response.write_eof()
@@ -157,8 +157,8 @@ async def report_xlsx(ctx: Ctx) -> Any:
         try:
             async for chunk in _file_chunks(path):
                 await response.write(chunk)
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:
+            return response  # the client went away: nothing left to tell it
         except Exception:
             return await _abort(ctx, response)
         await response.write_eof()
