@@ -75,6 +75,18 @@ def seed(now: datetime) -> list[dict[str, Any]]:
                     }
                 )
                 t = end
+        # Four local days at once (a timer left running over a weekend), across the
+        # spring change.
+        docs.append(
+            {
+                **docs[-1],
+                "_id": f"{account}-long",
+                "user_id": "u9",
+                "start": "2026-03-27T17:20:00.250000Z",
+                "end": "2026-03-31T08:05:09.750000Z",
+                "running": False,
+            }
+        )
     return docs
 
 
