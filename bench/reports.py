@@ -67,6 +67,7 @@ from server.settings import Settings
 from server.store.factory import open_backend
 
 STARTUP_TIMEOUT_S = 120.0
+SEED_BATCH = 1000  # documents per insert_many (the mongoeco emulator is slow with big ones)
 REQUEST_TIMEOUT_S = 300.0
 ZONE = "Europe/Warsaw"
 USER_PASSWORD = "bench-user-password"
@@ -149,8 +150,8 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
                 leaf = f"t-{i:03d}-{j:05d}"
                 leaves.append(leaf)
                 tasks.append(_task(account_id, leaf, project, f"Task {i:03d}-{j:05d}", stamp))
-        for start in range(0, len(tasks), 5000):
-            await backend.insert_many("tasks", tasks[start : start + 5000])
+        for start in range(0, len(tasks), SEED_BATCH):
+            await backend.insert_many("tasks", tasks[start : start + SEED_BATCH])
         await services.tasks.bump(account_id)
         for user in users:
             await services.tasks.set_member(admin, root, user["_id"], "regular")
@@ -192,7 +193,7 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
                     }
                 )
                 n += 1
-                if len(batch) >= 5000:
+                if len(batch) >= SEED_BATCH:
                     await backend.insert_many("entries", batch)
                     batch = []
         if batch:
