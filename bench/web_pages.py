@@ -192,6 +192,8 @@ async def measure(base: str, repeat: int, tasks: int) -> list[dict[str, Any]]:
         ("search API, rare term", f"/api/v1/tasks?q={rare}&trackable=true&limit=20"),
         ("search API, no match", "/api/v1/tasks?q=nothing-like-this&trackable=true&limit=20"),
         ("search page (no script)", "/?task-search=design"),
+        ("tasks page /tasks", "/tasks"),
+        ("tasks page search (no script)", "/tasks?task-search=design"),
     ]
     rows = []
     sessions = {

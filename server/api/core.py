@@ -282,6 +282,14 @@ _HTTP_CODES = {
 }
 
 
+def same_host(origin: str, request: web.Request) -> bool:
+    """A request from a page of this very server (opened at another address than
+    TT_PUBLIC_URL, e.g. localhost instead of 127.0.0.1): browsers set Origin, so a page
+    of another site cannot pretend to be one of ours."""
+    netloc = origin.partition("://")[2]
+    return bool(netloc) and netloc.lower() == request.host.lower()
+
+
 def origin_allowed(origin: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         if pattern == "*" or origin == pattern:
@@ -313,8 +321,12 @@ async def request_middleware(
     try:
         origin = request.headers.get("Origin")
         settings = request.app[SETTINGS]
-        if origin and not origin_allowed(
-            origin, [*settings.cors_origin_list, settings.effective_public_url]
+        if (
+            origin
+            and not origin_allowed(
+                origin, [*settings.cors_origin_list, settings.effective_public_url]
+            )
+            and not same_host(origin, request)
         ):
             response: web.StreamResponse = problem(
                 403,

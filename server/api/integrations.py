@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..domain.errors import DomainError, ValidationFailed
 from . import models as m
@@ -229,6 +229,10 @@ OAuthText = Annotated[str, StringConstraints(max_length=1000)]
 
 
 class CallbackQuery(m.Query):
+    # A browser lands here from Asana: parameters we do not know are ignored, never a
+    # JSON error page.
+    model_config = ConfigDict(extra="ignore")
+
     code: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
     state: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     # RFC 6749 4.1.2.1: what the authorization server sends back when it refuses.

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .core import Api
+from .core import SESSION_COOKIE, Api
 
 REF = "#/components/schemas/{model}"
 
@@ -114,10 +114,13 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
             codes.add(400)
         if route.auth:
             codes.add(401)
+            if route.method in ("POST", "PUT", "PATCH", "DELETE"):
+                # With the web app's session cookie, a missing or wrong X-CSRF-Token.
+                codes.add(403)
         for code in sorted(codes):
             op["responses"][str(code)] = {"description": "Problem", **problem}
         if route.auth:
-            op["security"] = [{"bearer": []}]
+            op["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -131,7 +134,17 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "The web app's sign-in session (set by the sign-in page). "
+                    "Unsafe methods also need the session's CSRF token in X-CSRF-Token; "
+                    "a bearer token, when sent, is used instead of the cookie.",
+                },
+            },
         },
         "paths": paths,
     }

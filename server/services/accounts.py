@@ -432,6 +432,15 @@ class AccountService:
             [(invite.id, {"mail": invite.mail}) for _, invite in invites],
         )
 
+    async def pending_invitation(self, token: str) -> str | None:
+        """The e-mail address an unused, unexpired invitation is for (None otherwise),
+        without using it up: the invitation page says whom it signs in."""
+        invitation = await self._db.find_one(
+            "invitations",
+            {"_id": digest(token), "used": False, "expires_at": {"$gt": clock.now_iso()}},
+        )
+        return str(invitation["email"]) if invitation else None
+
     async def accept_invitation(
         self, token: str, password: str, name: str | None, kind: str = "api"
     ) -> tuple[str, Doc]:

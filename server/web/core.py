@@ -237,6 +237,7 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
             response = error_page(request, exc.status, messages.get(exc.status, exc.reason))
     except DomainError as exc:
         response = error_page(request, exc.status, exc.detail)
+        response.headers.update(exc.headers)
     except StoreUnavailable:
         log.error("database unavailable", extra={"request_id": request.get(REQUEST_ID)})
         response = error_page(request, 503, "The database is unavailable. Try again shortly.")
@@ -245,6 +246,8 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = error_page(request, 500, "An unexpected error occurred.")
     for header, value in SECURITY_HEADERS.items():
         response.headers.setdefault(header, value)
+    if request.app[SETTINGS].effective_public_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

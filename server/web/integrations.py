@@ -278,6 +278,7 @@ async def integrations_view(
     open_form: str = "",
     confirm: str = "",
     invited: list[dict[str, Any]] | None = None,
+    kept: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
     svc = services(request)
@@ -324,6 +325,7 @@ async def integrations_view(
             "open_form": open_form == tool.service,
             "confirm_unlink": confirm == tool.service,
             "asana": None,
+            "asana_slot": False,
         }
         if integration is not None:
             card["last_poll"] = _poll_view(integration.get("last_poll"), tz)
@@ -332,7 +334,11 @@ async def integrations_view(
             syncs = await svc.sync.list_syncs(user, tool.service, skip=0, limit=HISTORY)
             card["history"] = [_sync_view(s, tz, tool.label, short=True) for s in syncs]
             if tool.service == "asana" and state in SYNCABLE:
-                card["asana"] = await _asana_details(request, user)
+                card["asana_slot"] = True
+                # The page's live refresh reads statuses only: reading Asana on each
+                # refresh would spend the rate budget the sync needs.
+                if query.get("view") != "cards":
+                    card["asana"] = await _asana_details(request, user)
         cards.append(card)
     return render(
         request,
@@ -343,12 +349,28 @@ async def integrations_view(
             "alerts": alerts,
             "notice": notice,
             "invited": invited or [],
+            # What the admin typed into a refused form, secrets excepted.
+            "kept": kept or {},
             "tz": tz.key,
             "now": datetime.now(tz).strftime("%H:%M"),
         },
         user=user,
         status=status,
     )
+
+
+async def _kept(request: web.Request, tool: Tool) -> dict[str, str]:
+    if request.method != "POST" or request.content_type not in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        return {}
+    form = await request.post()
+    return {
+        name: str(form.get(name) or "")[:320]
+        for name, _, kind, _ in tool.fields
+        if kind != "password"
+    }
 
 
 def _done(kind: str, service: str) -> web.HTTPSeeOther:
@@ -402,6 +424,7 @@ async def _connect(request: web.Request, user: Principal, *, reenable: bool) -> 
             user,
             alerts=[_enable_error(tool, exc)],
             open_form=tool.service,
+            kept=await _kept(request, tool),
             status=exc.status,
         )
     raise _done("reenabled" if reenable else "enabled", tool.service)

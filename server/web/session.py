@@ -25,6 +25,7 @@ def sign_in_page(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     context: dict[str, Any] = {
+        "title": "Sign in",
         "next_path": next_path,
         "email": email,
         "alerts": [error] if error else [],
@@ -52,14 +53,13 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     try:
         token, _ = await services(request).accounts.login(email, password, kind="session")
     except DomainError as exc:
-        headers = {}
-        retry = exc.extra.get("retry_after_s")
+        headers = dict(exc.headers)  # Retry-After of the login limit
+        retry = headers.get("Retry-After", "")
         if exc.code == "invalid_credentials":
             message = "Wrong e-mail or password."
-        elif exc.code == "rate_limited" and isinstance(retry, int):
+        elif exc.code == "rate_limited" and retry.isdigit():
             # The same limit as the API's login (the accounts service counts the failures).
-            headers["Retry-After"] = str(retry)
-            minutes = max(1, -(-retry // 60))
+            minutes = max(1, -(-int(retry) // 60))
             message = (
                 "Too many failed sign-ins for this e-mail address. "
                 f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."

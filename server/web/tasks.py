@@ -136,11 +136,17 @@ async def tasks_view(
             alerts.append("That task does not exist or is not visible to you.")
             status = 404
     results: list[dict[str, Any]] | None = None
+    more_results = False
     if search:
-        found = await svc.tasks.list_tasks(
-            user, q=search, parent_id=None, include_archived=include_archived, trackable=None
+        # Only the page shown is presented, however many tasks the user sees.
+        results, more_results = await svc.tasks.list_page(
+            user,
+            q=search,
+            parent_id=None,
+            include_archived=include_archived,
+            trackable=None,
+            limit=SEARCH_LIMIT,
         )
-        results = found[:SEARCH_LIMIT]
     if selected is not None:
         tree = await _branch(request, user, selected, include_archived)
     else:
@@ -194,8 +200,8 @@ async def tasks_view(
     move_results: list[dict[str, Any]] | None = None
     move_query = (query.get("move-search") or "").strip()[:300]
     if selected is not None and move_query:
-        found = await svc.tasks.list_tasks(
-            user, q=move_query, parent_id=None, include_archived=False, trackable=None
+        found, _ = await svc.tasks.list_page(
+            user, q=move_query, parent_id=None, include_archived=False, trackable=None, limit=21
         )
         # Moving under its own subtree is refused by the service with a clear message.
         move_results = [t for t in found if t["id"] != selected["id"]][:20]
@@ -218,6 +224,7 @@ async def tasks_view(
             "roles": ROLE_CHOICES,
             "search": search,
             "results": results,
+            "more_results": more_results,
             "include_archived": include_archived,
             "move_query": move_query,
             "move_results": move_results,

@@ -30,6 +30,7 @@ async def team(
     alerts: list[str] | None = None,
     notice: str = "",
     invite_url: str = "",
+    invite_for: str = "",
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
@@ -60,6 +61,7 @@ async def team(
             "alerts": alerts or [],
             "notice": notice,
             "invite_url": invite_url,
+            "invite_for": invite_for,
             "form": form or {},
         },
         user=user,
@@ -96,12 +98,12 @@ async def add_user(request: web.Request, user: Principal) -> web.StreamResponse:
             message = "A password needs at least 8 characters (or leave it empty to invite)."
         return await team(request, user, alerts=[message], form=values, status=exc.status)
     if invite is not None:
-        return await _invite_answer(request, user, invite, created["email"])
+        return await _invite_answer(request, user, invite, created["_id"], created["email"])
     raise web.HTTPSeeOther("/team")
 
 
 async def _invite_answer(
-    request: web.Request, user: Principal, invite: Invite, email: str = ""
+    request: web.Request, user: Principal, invite: Invite, user_id: str, email: str = ""
 ) -> web.Response:
     who = f" for {email}" if email else ""
     if invite.mail == "sent":
@@ -114,6 +116,7 @@ async def _invite_answer(
         user,
         notice=f"Invitation{who} created.{failed} Pass its link on.",
         invite_url=invite.url,
+        invite_for=user_id,
     )
 
 
@@ -126,7 +129,7 @@ async def change_user(request: web.Request, user: Principal) -> web.StreamRespon
             invite = await services(request).accounts.reinvite(user, request.match_info["id"])
         except DomainError as exc:
             return await team(request, user, alerts=[exc.detail], status=exc.status)
-        return await _invite_answer(request, user, invite)
+        return await _invite_answer(request, user, invite, request.match_info["id"])
     changes: dict[str, Any] = {}
     if form.get("role") in ("admin", "user"):
         changes["role"] = form["role"]

@@ -50,9 +50,9 @@ async def _week_entries(
     running: dict[str, Any] | None,
     request: web.Request,
 ) -> list[dict[str, Any]]:
-    """Entries that touch [start, end): those starting in it, plus one that began the day
-    before (entries of one user never overlap, so only the latest earlier one can reach
-    in) and the running one."""
+    """Entries that touch [start, end): those starting in it, those of the day before
+    that reach into it, and the running one (an entry longer than a day that started
+    earlier still is not listed: the week asks for one indexed range of starts)."""
     timer = services(request).timer
     found: list[dict[str, Any]] = []
     skip = 0
@@ -72,7 +72,8 @@ async def _week_entries(
     if running is not None and all(e["id"] != running["id"] for e in found):
         if running["start"] < clock.iso(end):
             found.insert(0, running)
-    return found
+    since = clock.iso(start)
+    return [e for e in found if e["start"] >= since or e.get("end") is None or e["end"] > since]
 
 
 def _entry_view(entry: dict[str, Any], tz: ZoneInfo, now: datetime) -> dict[str, Any]:

@@ -31,7 +31,9 @@ async def test_asana_refusal_comes_back_to_the_page(client: Any) -> None:
         "asana_error": "forbidden_scopes",
         "asana_error_description": "The app is not allowed to request these scopes",
     }
-    denied = await client.get(CALLBACK, params={"error": "access_denied"}, allow_redirects=False)
+    denied = await client.get(
+        CALLBACK, params={"error": "access_denied", "extra": "ignored"}, allow_redirects=False
+    )
     assert notice(denied.headers["Location"]) == {"asana_error": "access_denied"}
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,9 +16,10 @@ import pytest
 
 from server.services.mail import Mailer, parse_smtp_url
 from server.settings import Settings
+from tests.api.test_web import sign_in
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from tests.integrations.test_sync_flow import Fakes, fakes  # noqa: F401  (fixture)
-from tests.smtp_server import SmtpSink, smtp_sink
+from tests.smtp_server import SmtpSink, self_signed, server_context, smtp_sink
 
 SMTP_USER, SMTP_PASSWORD = "tasktimer-mailer", "smtp-Secret-pw-42"
 SENDER = "Tasktimer <tasktimer@corp.local>"
@@ -213,3 +216,82 @@ def test_smtp_url_parsing_and_masking() -> None:
         Settings(smtp_url="http://u:Very-secret-9@mail.corp.local")
     assert "Very-secret-9" not in str(refused.value)
     assert not Mailer(None, SENDER).configured
+
+
+async def test_starttls_when_offered_protects_the_password(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    async with smtp_sink(
+        user=SMTP_USER, password=SMTP_PASSWORD, starttls=server_context(cert, key)
+    ) as tls_sink:
+        # A certificate nobody vouches for: no fallback to plain text, the mail fails.
+        admin = await mail_admin(make_client, tls_sink.url(SMTP_USER, SMTP_PASSWORD))
+        refused = await invite(admin, "kim@corp.local", "Kim")
+        assert refused["mail"] == "failed" and tls_sink.logins == []
+        # Trusted (as a real server's certificate would be): upgraded, then logged in.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        admin = await mail_admin(make_client, tls_sink.url(SMTP_USER, SMTP_PASSWORD))
+        sent = await invite(admin, "lee@corp.local", "Lee")
+        assert sent["mail"] == "sent"
+        assert tls_sink.logins == [SMTP_USER] and tls_sink.encrypted == [True]
+        await accept(admin, refused["invite_url"])
+
+
+async def test_smtps_url_speaks_tls_from_the_start(
+    make_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    async with smtp_sink(
+        user=SMTP_USER, password=SMTP_PASSWORD, implicit_tls=server_context(cert, key)
+    ) as tls_sink:
+        url = tls_sink.url(SMTP_USER, SMTP_PASSWORD)
+        assert url.startswith("smtps://")
+        admin = await mail_admin(make_client, url)
+        sent = await invite(admin, "max@corp.local", "Max")
+        assert sent["mail"] == "sent" and tls_sink.encrypted == [True]
+        assert tls_sink.logins == [SMTP_USER]
+
+
+async def test_the_pages_say_what_became_of_the_mail(
+    make_client: Any,
+    sink: SmtpSink,
+    fakes: Fakes,  # noqa: F811
+) -> None:
+    state = fakes.asana
+    owner = state.add_user("owner@corp.local", "Owner")
+    mate = state.add_user("asana.mate@corp.local", "Mate")
+    state.set_authorizing_user(owner)
+    state.add_project(state.add_workspace("Company"), "Website", members=[owner, mate])
+    client = await make_client(
+        smtp_url=sink.url(SMTP_USER, SMTP_PASSWORD), mail_from=SENDER, **fakes.urls
+    )
+    _, csrf = await sign_in(client)
+
+    # Team page: a mailed invitation shows no link; a refused one shows it to pass on.
+    mailed = await client.post(
+        "/team/users", data={"csrf": csrf, "email": "nia@corp.local", "name": "Nia"}
+    )
+    text = await mailed.text()
+    assert mailed.status == 200 and "mailed" in text and "data-tt-invite-url" not in text
+    refused = await client.post(
+        "/team/users", data={"csrf": csrf, "email": "refuse-ola@corp.local", "name": "Ola"}
+    )
+    text = await refused.text()
+    assert "could not be sent" in text and re.search(r"data-tt-invite-url>http[^<]+<", text)
+    assert [m.recipients for m in sink.messages] == [["nia@corp.local"]]
+
+    # Integrations page: Asana co-workers invited by e-mail.
+    start = await client.post(
+        "/integrations/asana/enable", data={"csrf": csrf}, allow_redirects=False
+    )
+    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
+    callback = urlsplit(authorized.headers["Location"])
+    await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
+    invited = await client.post(
+        "/integrations/asana/invite", data={"csrf": csrf, "coworker": "asana.mate@corp.local"}
+    )
+    text = await invited.text()
+    assert "1 co-worker invited; 1 by e-mail." in text and "data-tt-invite-url" not in text
+    assert sink.messages[-1].recipients == ["asana.mate@corp.local"]

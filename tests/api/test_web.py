@@ -60,6 +60,7 @@ async def test_secure_cookie_behind_https(make_client: Any) -> None:
         "/sign-in", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, allow_redirects=False
     )
     assert "Secure" in response.headers["Set-Cookie"]
+    assert (await client.get("/")).headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
 async def test_the_cookie_authenticates_the_api_and_sign_out_revokes_it(client: Client) -> None:
@@ -145,6 +146,7 @@ async def test_security_headers_and_error_pages(client: Client) -> None:
         assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] in ("same-origin", "no-referrer")
+        assert "Strict-Transport-Security" not in response.headers  # plain http here
     response = await client.get("/no/such/page")
     assert response.status == 404 and response.content_type == "text/html"
     assert "Page not found" in await response.text()
@@ -210,6 +212,7 @@ async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api)
     client.session.cookie_jar.clear()
     response = await client.get(f"/{path}")
     assert response.status == 200 and "Join Tasktimer" in await response.text()
+    assert "new@example.com" in await response.text()
     assert response.headers["Cache-Control"] == "no-store"
     response = await client.post(f"/{path}", data={"password": "short"})
     assert response.status == 400 and "at least 8 characters" in await response.text()
@@ -223,6 +226,9 @@ async def test_invitation_page_signs_the_new_user_in(client: Client, admin: Api)
     client.session.cookie_jar.clear()
     response = await client.post(f"/{path}", data={"password": "new-password-2"})
     assert response.status == 404 and "already used or has expired" in await response.text()
+    response = await client.get(f"/{path}")
+    assert response.status == 404 and "already used or has expired" in await response.text()
+    assert 'name="password"' not in await response.text()
 
 
 async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) -> None:
@@ -280,6 +286,16 @@ async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) 
 async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> None:
     status, _ = await admin.patch("/api/v1/me", {"time_zone": "America/New_York"})
     assert status == 200
+    # Sunday of the week before, 23:00-01:00 in New York: one hour in each week.
+    status, _ = await admin.post(
+        "/api/v1/entries", {"start": "2026-01-05T04:00:00Z", "end": "2026-01-05T06:00:00Z"}
+    )
+    assert status == 201
+    # And Sunday afternoon of the week before: not in this week at all.
+    status, _ = await admin.post(
+        "/api/v1/entries", {"start": "2026-01-04T15:00:00Z", "end": "2026-01-04T16:00:00Z"}
+    )
+    assert status == 201
     # 03:00 UTC on Wednesday is 22:00 on Tuesday in New York.
     status, _ = await admin.post(
         "/api/v1/entries", {"start": "2026-01-07T03:00:00Z", "end": "2026-01-07T04:00:00Z"}
@@ -287,9 +303,12 @@ async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> No
     assert status == 201
     await sign_in(client)
     html = await (await client.get("/?week=2026-01-05")).text()
+    assert 'data-tt-day="2026-01-05" data-total-s="3600"' in html
     assert 'data-tt-day="2026-01-06" data-total-s="3600"' in html
     assert 'data-tt-day="2026-01-07" data-total-s="0"' in html
     assert "22:00" in html and "America/New_York" in html
+    assert html.count("data-tt-entry-id=") == 2  # the midnight one and Tuesday's
+    assert "10:00\u201311:00" not in html
 
 
 async def test_the_timesheet_never_ships_the_task_tree(client: Client, admin: Api) -> None:
@@ -317,3 +336,47 @@ async def test_signing_in_again_replaces_the_old_session(client: Client) -> None
     client.session.cookie_jar.clear()
     assert (await client.get("/api/v1/me", cookies={SESSION: old})).status == 401
     assert (await client.get("/api/v1/me", cookies={SESSION: new})).status == 200
+
+
+async def test_openapi_documents_the_session_cookie(client: Client) -> None:
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    scheme = doc["components"]["securitySchemes"]["session"]
+    assert scheme == {**scheme, "type": "apiKey", "in": "cookie", "name": SESSION}
+    stop = doc["paths"]["/api/v1/timer/stop"]["post"]
+    assert {"session": []} in stop["security"] and "403" in stop["responses"]
+
+
+async def test_pages_work_at_another_address_of_the_same_server(client: Client) -> None:
+    # TT_PUBLIC_URL says 127.0.0.1:8080; the browser opened the server at its test address.
+    here = f"http://{client.host}:{client.port}"
+    response = await client.post(
+        "/sign-in",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        headers={"Origin": here},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    response = await client.post(
+        "/sign-in",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+        headers={"Origin": "http://evil.example"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+
+
+async def test_the_sign_in_page_obeys_the_login_limit(client: Client) -> None:
+    for _ in range(5):  # failures through the page and the API count together
+        response = await client.post("/sign-in", data={"email": ADMIN_EMAIL, "password": "nope"})
+        assert response.status == 401
+        status, _ = await Api(client).post(
+            "/api/v1/auth/login", {"email": ADMIN_EMAIL, "password": "nope"}
+        )
+        assert status == 401
+    response = await client.post(
+        "/sign-in", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    assert response.status == 429 and SESSION not in response.cookies
+    assert int(response.headers["Retry-After"]) > 0
+    text = await response.text()
+    assert 'role="alert"' in text and "Too many failed sign-ins" in text

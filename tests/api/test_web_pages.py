@@ -210,3 +210,36 @@ async def test_a_slow_asana_does_not_hang_the_page(
     assert "Asana did not answer in time" in text
     assert 'data-tt-integration="asana"' in text and 'data-tt-status="ok"' in text
     state.faults.clear()
+
+
+async def test_asana_without_an_oauth_app_says_what_to_set(client: Client) -> None:
+    _, csrf = await sign_in(client)
+    answer = await post(client, "/integrations/asana/enable", {"csrf": csrf})
+    text = await answer.text()
+    assert answer.status == 409 and 'role="alert"' in text
+    assert "TT_ASANA_CLIENT_ID" in text and "TT_ASANA_CLIENT_SECRET" in text
+
+
+async def test_the_live_refresh_does_not_read_asana(
+    make_client: Any,
+    fakes: Fakes,  # noqa: F811
+) -> None:
+    state = fakes.asana
+    owner = state.add_user("owner@example.com", "Owner")
+    state.set_authorizing_user(owner)
+    state.add_project(state.add_workspace("Company"), "Website")
+    client = await make_client(**fakes.urls)
+    _, csrf = await sign_in(client)
+    start = await post(client, "/integrations/asana/enable", {"csrf": csrf})
+    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
+    callback = urlsplit(authorized.headers["Location"])
+    await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
+    await settle(client)
+    full = await (await client.get("/integrations")).text()
+    before = state.faults.requests
+    cards = await (await client.get("/integrations?view=cards")).text()
+    assert state.faults.requests == before  # no request to Asana for a refresh
+    assert 'name="workspace"' in full and 'name="workspace"' not in cards
+    # Same controls either way, so the page does not mistake a refresh for a change.
+    actions = re.compile(r'data-tt-integration="asana"[^>]*data-tt-actions="([^"]*)"')
+    assert actions.findall(full) == actions.findall(cards) != []

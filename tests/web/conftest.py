@@ -76,7 +76,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     loop = LoopThread()
     try:
         providers = Providers(loop, ADMIN_EMAIL)
-        server = Server(workdir, ADMIN_EMAIL, ADMIN_PASSWORD, providers.env())
+        # No background polling for upstream changes: tests force syncs and assert their
+        # counts, which a poll picking up the same change first would make flaky.
+        env = {**providers.env(), "TT_SYNC_POLL_S": "0"}
+        server = Server(workdir, ADMIN_EMAIL, ADMIN_PASSWORD, env)
         try:
             yield Stack(
                 server.url,

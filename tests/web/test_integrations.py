@@ -78,7 +78,9 @@ def test_connect_heyspace_and_pivotal_sync_settings_unlink_reenable(
     shot(page, "integrations-heyspace-refused")
 
     form = card(page, "heyspace").locator("form[name=credentials]")
-    form.locator("input[name=email]").fill(ADMIN_EMAIL)
+    # The e-mail is kept for the next try, the password never.
+    expect(form.locator("input[name=email]")).to_have_value(ADMIN_EMAIL)
+    expect(form.locator("input[name=password]")).to_have_value("")
     form.locator("input[name=password]").fill(providers.heyspace_password)
     form.locator("button[type=submit]").click()
     expect(page.locator("[data-tt-live]")).to_contain_text("HeySpace is connected")

@@ -86,3 +86,27 @@ def test_an_open_page_follows_a_deactivation_to_the_sign_in_page(page: Page, sta
     # The event stream ends with the session; the page notices and leaves.
     expect(page.locator("form[name=sign-in]")).to_be_visible(timeout=15_000)
     expect(page.locator("[data-tt-user]")).to_have_count(0)
+
+
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((el) => el.type !== "hidden" && !el.closest("[hidden]"))
+  .filter((el) => {
+    if (el.getAttribute("aria-label")) return false;
+    if (el.tagName === "BUTTON") return !el.textContent.trim();
+    return !(el.labels && el.labels.length);
+  })
+  .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def test_every_control_has_a_label(page: Page, stack: Stack) -> None:
+    page.goto("/")
+    assert page.evaluate(UNLABELLED) == []
+    sign_in(page)
+    stack.new_user("labels@example.com")
+    for path in ("/", "/?task-search=x", "/team", "/reports"):
+        page.goto(path)
+        assert page.evaluate(UNLABELLED) == [], path
+    # Keyboard: the first Tab reaches the skip link, which leads to the content.
+    page.goto("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"

@@ -76,7 +76,7 @@ for (const form of document.querySelectorAll("form[data-tt-settings-form]")) {
 let refreshing = null;
 
 async function refreshCards() {
-  const response = await fetch("/integrations", {
+  const response = await fetch("/integrations?view=cards", {
     credentials: "same-origin",
     headers: { Accept: "text/html" },
   });

@@ -48,6 +48,11 @@ function tick() {
     const started = Date.parse(running.dataset.start);
     running.querySelector("[data-tt-elapsed]").textContent = formatDuration((Date.now() - started) / 1000);
   }
+  const row = document.querySelector("[data-tt-entry-id][data-running]");
+  if (row) {
+    const seconds = (Date.now() - Date.parse(row.dataset.startIso)) / 1000;
+    row.querySelector(".entry-duration").textContent = formatDuration(seconds).slice(0, -3);
+  }
   // The day holding the running entry and the week total count up to now.
   const grown = Math.floor((Date.now() - loadedAt) / 1000);
   const day = document.querySelector("[data-tt-day-running]");
