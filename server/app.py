@@ -73,9 +73,15 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(integrations_ctx)
 
     from .api.integrations import api as integrations_api
+    from .api.reports import api as reports_api
 
-    routes = [*api.install(app), *integrations_api.install(app), *pages.install(app)]
-    document = build_openapi(_merged(api, integrations_api), version=_version())
+    routes = [
+        *api.install(app),
+        *integrations_api.install(app),
+        *reports_api.install(app),
+        *pages.install(app),
+    ]
+    document = build_openapi(_merged(api, integrations_api, reports_api), version=_version())
 
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(document)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -312,3 +313,92 @@ class EntryPatch(Body):
 def list_of(item: type[BaseModel]) -> dict[str, Any]:
     """Marks a route's response as the list envelope of ``item``."""
     return {"list_of": item}
+
+
+# -- reports ------------------------------------------------------------------------
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+REPORT_MIN_YEAR = MIN_YEAR + 1  # local days of 1970 may begin before the epoch
+
+
+def _report_date(value: Any) -> Any:
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError("expected a date YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a calendar date") from None
+    if not REPORT_MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"the year must lie between {REPORT_MIN_YEAR} and {MAX_YEAR}")
+    return day
+
+
+def _zone(value: Any) -> Any:
+    from ..domain.localdays import zone_or_none
+
+    if isinstance(value, str) and zone_or_none(value) is None:
+        raise ValueError("not an IANA time zone")
+    return value
+
+
+def _group_by(value: Any) -> Any:
+    from ..services.reports import parse_group_by
+
+    if isinstance(value, str):
+        return parse_group_by(value)
+    return value
+
+
+def _many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+ReportDate = Annotated[
+    date,
+    BeforeValidator(_report_date),
+    WithJsonSchema({"type": "string", "format": "date"}),
+]
+ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_zone)]
+GroupKey = Literal["task", "user", "day", "tag"]
+GroupBy = Annotated[
+    tuple[GroupKey, ...],
+    BeforeValidator(_group_by),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^(task|user|day|tag)(,(task|user|day|tag))?$",
+            "default": "task",
+            "description": "one or two distinct levels, e.g. user,task",
+        }
+    ),
+]
+
+
+class ReportFilter(Query):
+    from_: ReportDate = Field(alias="from")
+    to: ReportDate
+    tz: ZoneName | None = None
+    user_id: Annotated[list[Id], BeforeValidator(_many)] = Field(default_factory=list)
+    task_id: Id | None = None
+    tag: Tag | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ReportQuery(ReportFilter):
+    group_by: GroupBy = ("task",)
+
+
+class ReportGroup(BaseModel):
+    key: str | None
+    label: str
+    total_s: int
+    groups: list[ReportGroup] | None = None
+
+
+class ReportOut(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    total_s: int
+    groups: list[ReportGroup]

@@ -93,8 +93,12 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
                     }
                 }
             }
-        elif response == "text/html":
-            ok["content"] = {"text/html": {"schema": {"type": "string"}}}
+        elif isinstance(response, str):
+            # A media type: text, or a binary file (a download).
+            schema: dict[str, Any] = {"type": "string"}
+            if not response.startswith("text/"):
+                schema["format"] = "binary"
+            ok["content"] = {response: {"schema": schema}}
         elif isinstance(response, type) and issubclass(response, BaseModel):
             ok["content"] = {
                 "application/json": {"schema": {"$ref": REF.format(model=response.__name__)}}

@@ -6,9 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,6 +21,7 @@ from ..domain.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from ..domain.localdays import zone_or_none
 from ..store.base import Backend, Doc, DuplicateKey
 from .ids import digest, new_id, new_secret
 from .mail import Invitation, Mailer, MailStatus, invitation_message
@@ -51,22 +50,9 @@ class Invite:
     id: str = ""
 
 
-@cache
-def _known_time_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
 def valid_time_zone(name: str) -> bool:
     """An IANA zone name this machine's time-zone database knows."""
-    if name == DEFAULT_TIME_ZONE:
-        return True
-    if name not in _known_time_zones():
-        return False
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return False
-    return True
+    return name == DEFAULT_TIME_ZONE or zone_or_none(name) is not None
 
 
 def valid_email(email: str) -> str:

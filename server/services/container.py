@@ -10,6 +10,7 @@ from ..store.base import Backend
 from .accounts import AccountService, Passwords
 from .events import EventBus
 from .mail import Mailer
+from .reports import ReportService
 from .tasks import TaskService
 from .timer import TimerService
 
@@ -25,6 +26,7 @@ class Services:
     tasks: TaskService
     timer: TimerService
     events: EventBus
+    reports: ReportService
     integrations: IntegrationService | None = None
 
     @property
@@ -55,4 +57,5 @@ def build_services(settings: Settings, backend: Backend) -> Services:
     accounts = build_accounts(settings, backend)
     tasks = TaskService(backend, shared=settings.is_mongo)
     timer = TimerService(backend, tasks, events, shared=settings.is_mongo)
-    return Services(settings, backend, accounts, tasks, timer, events)
+    reports = ReportService(backend, tasks)
+    return Services(settings, backend, accounts, tasks, timer, events, reports)

@@ -14,7 +14,19 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, Upd
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from .base import CollectionSpec, Doc, DuplicateKey, Filter, ReturnDoc, Sort, StoreUnavailable
+from . import mongo_reports
+from .base import (
+    CollectionSpec,
+    Doc,
+    DuplicateKey,
+    EntryRange,
+    Filter,
+    GroupKey,
+    ReturnDoc,
+    Sort,
+    StoreUnavailable,
+    Totals,
+)
 
 
 def _filter(flt: Filter) -> dict[str, Any]:
@@ -40,13 +52,15 @@ class MongoBackend:
                         if value is not None:
                             await coll.update_one({"_id": doc["_id"]}, {"$set": {name: value}})
                 for index in spec.indexes:
-                    name = f"ix_{'_'.join(index.fields)}"
+                    # Generated columns exist in SQLite only (see CollectionSpec.seconds).
+                    fields = tuple(f for f in index.fields if f not in spec.seconds)
+                    name = f"ix_{'_'.join(fields)}"
                     kwargs: dict[str, Any] = {"name": name, "unique": index.unique}
                     if index.partial:
                         name += "_p_" + "_".join(index.partial)
                         kwargs["name"] = name
                         kwargs["partialFilterExpression"] = dict(index.partial)
-                    await coll.create_index([(f, ASCENDING) for f in index.fields], **kwargs)
+                    await coll.create_index([(f, ASCENDING) for f in fields], **kwargs)
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB index creation failed: {type(exc).__name__}") from None
 
@@ -212,3 +226,31 @@ class MongoBackend:
 
     async def meta_set(self, key: str, value: Any) -> None:
         await self._db["meta"].replace_one({"_id": key}, {"_id": key, "value": value}, upsert=True)
+
+    # -- reports --------------------------------------------------------------------
+
+    async def entry_totals(self, rng: EntryRange, keys: Sequence[GroupKey]) -> Totals:
+        cursor = await self._db["entries"].aggregate(mongo_reports.totals_pipeline(rng, keys))
+        groups = await cursor.to_list(None)
+        if not keys:
+            return [((), int(groups[0]["x"]) if groups else 0)]
+        return [(tuple(g["_id"][k] for k in keys), int(g["x"])) for g in groups]
+
+    async def entry_rows(self, rng: EntryRange, batch: int = 1000) -> AsyncIterator[list[Doc]]:
+        # Entries that started before the range first: they precede every entry that
+        # starts inside it. The cursor fetches ``batch`` documents per round trip.
+        for flt in (mongo_reports.before(rng), mongo_reports.inside(rng)):
+            cursor = (
+                self._db["entries"]
+                .find(flt)
+                .sort([("start", ASCENDING), ("_id", ASCENDING)])
+                .batch_size(batch)
+            )
+            chunk: list[Doc] = []
+            async for doc in cursor:
+                chunk.append(doc)
+                if len(chunk) >= batch:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk

@@ -19,15 +19,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..jsonutil import dumps_str, loads
+from . import sqlite_reports
 from .base import (
     OPERATORS,
     CollectionSpec,
     Doc,
     DuplicateKey,
+    EntryRange,
     Filter,
+    GroupKey,
     ReturnDoc,
     Sort,
     StoreUnavailable,
+    Totals,
 )
 
 T = TypeVar("T")
@@ -247,12 +251,20 @@ class SQLiteBackend:
                 f"(_id TEXT PRIMARY KEY, doc TEXT NOT NULL{cols})"
             )
             # Columns added by a newer server version are back-filled from the documents.
-            present = {r[1] for r in conn.execute(f'PRAGMA table_info("{spec.name}")')}
+            present = {r[1] for r in conn.execute(f'PRAGMA table_xinfo("{spec.name}")')}
             for name, typ in spec.fields.items():
                 if name not in present:
                     conn.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" {_SQL_TYPES[typ]}')
                     conn.execute(
                         f'UPDATE "{spec.name}" SET "{name}" = json_extract(doc, ?)', (f"$.{name}",)
+                    )
+            for name, source in spec.seconds.items():
+                if name not in present:
+                    # Computed when read (VIRTUAL) and stored in the indexes that name it.
+                    expression = sqlite_reports.seconds_of(f'"{source}"')
+                    conn.execute(
+                        f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" INTEGER'
+                        f" GENERATED ALWAYS AS ({expression}) VIRTUAL"
                     )
             for name, derive in spec.derived.items():
                 rows = conn.execute(
@@ -529,3 +541,32 @@ class SQLiteBackend:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, payload)
             )
         )
+
+    # -- reports --------------------------------------------------------------------
+
+    async def entry_totals(self, rng: EntryRange, keys: Sequence[GroupKey]) -> Totals:
+        sql, params = sqlite_reports.totals_sql(rng, keys)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [(tuple(row[:-1]), int(row[-1] or 0)) for row in rows]
+
+    async def entry_rows(self, rng: EntryRange, batch: int = 1000) -> AsyncIterator[list[Doc]]:
+        # Entries that started before the range come first: they precede every entry that
+        # starts inside it. Each batch is its own short job, so a long export never holds
+        # the database thread.
+        for parts in sqlite_reports.ROW_PHASES:
+            sql, params = sqlite_reports.rows_sql(rng, parts, batch)
+            params.update(after_start="", after_id="")
+            while True:
+                args = dict(params)
+
+                def fetch(
+                    conn: sqlite3.Connection, sql: str = sql, args: dict[str, Any] = args
+                ) -> Any:
+                    return conn.execute(sql, args).fetchall()
+
+                rows = await self._run(fetch)
+                if rows:
+                    yield [loads(row[0]) for row in rows]
+                if len(rows) < batch:
+                    break
+                params.update(after_start=rows[-1][1], after_id=rows[-1][2])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -157,7 +157,8 @@ def test_manual_entry_add_edit_delete_and_errors(
 
 def test_week_navigation_and_local_days(page: Page, stack: Stack, tasks: dict[str, Any]) -> None:
     # An entry from 23:30 to 01:00 Warsaw time two weeks ago: split between its local days.
-    monday = date.today() - timedelta(days=date.today().weekday() + 14)
+    today = datetime.now(WARSAW).date()  # the page's today, not the machine's
+    monday = today - timedelta(days=today.weekday() + 14)
     start = datetime.combine(monday + timedelta(days=2), datetime.min.time(), WARSAW) + timedelta(
         hours=23, minutes=30
     )
