@@ -79,6 +79,9 @@ async def _week_entries(
 def _entry_view(entry: dict[str, Any], tz: ZoneInfo, now: datetime) -> dict[str, Any]:
     start = lt.local(entry["start"], tz)
     end = lt.local(entry["end"], tz) if entry.get("end") else now.astimezone(tz)
+    # Elapsed seconds in UTC: two datetimes of one zone subtract as wall-clock times.
+    span = lt.Span(start.astimezone(UTC), end.astimezone(UTC))
+    elapsed = int((span.end - span.start).total_seconds())
     return {
         "id": entry["id"],
         "task_id": entry.get("task_id") or "",
@@ -89,11 +92,11 @@ def _entry_view(entry: dict[str, Any], tz: ZoneInfo, now: datetime) -> dict[str,
         "end_date": end.date().isoformat(),
         "running": entry.get("end") is None,
         "start_iso": entry["start"],
-        "duration_s": int((end - start).total_seconds()),
-        "duration": lt.duration_text(int((end - start).total_seconds())),
+        "duration_s": elapsed,
+        "duration": lt.duration_text(elapsed),
         "note": entry.get("note") or "",
         "tags": entry.get("tags") or [],
-        "span": lt.Span(start.astimezone(UTC), end.astimezone(UTC)),
+        "span": span,
     }
 
 

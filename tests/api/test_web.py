@@ -393,3 +393,37 @@ async def test_the_sign_in_page_obeys_the_login_limit(client: Client) -> None:
     assert int(response.headers["Retry-After"]) > 0
     text = await response.text()
     assert 'role="alert"' in text and "Too many failed sign-ins" in text
+
+
+def _last_fall_back(zone: ZoneInfo) -> date:
+    """The most recent past day on which ``zone``'s clocks went back an hour."""
+    day = _TODAY - timedelta(days=1)
+    while True:
+        noon = datetime.combine(day, time(12), zone)
+        before = datetime.combine(day - timedelta(days=1), time(12), zone)
+        if (before.utcoffset() or timedelta()) > (noon.utcoffset() or timedelta()):
+            return day
+        day -= timedelta(days=1)
+
+
+async def test_an_entry_across_the_fall_back_shows_its_real_duration(
+    client: Client, admin: Api
+) -> None:
+    warsaw = ZoneInfo("Europe/Warsaw")
+    status, _ = await admin.patch("/api/v1/me", {"time_zone": "Europe/Warsaw"})
+    assert status == 200
+    day = _last_fall_back(warsaw)
+    # 01:45 summer time to 04:00 winter time: 3 h 15 min elapsed, 2 h 15 min on the wall.
+    start = datetime.combine(day, time(1, 45), warsaw).astimezone(UTC)
+    end = start + timedelta(hours=3, minutes=15)
+    assert end.astimezone(warsaw).strftime("%H:%M") == "04:00"
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    status, _ = await admin.post(
+        "/api/v1/entries", {"start": start.strftime(iso), "end": end.strftime(iso)}
+    )
+    assert status == 201
+    await sign_in(client)
+    html = await (await client.get(f"/?week={day}")).text()
+    assert f'data-tt-day="{day}" data-total-s="11700"' in html
+    assert "01:45\u201304:00</span>" in html
+    assert '<span class="entry-duration">3:15</span>' in html
