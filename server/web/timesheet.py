@@ -175,6 +175,7 @@ async def timesheet(
                 "date": match["date"],
                 "start": match["start"],
                 "end": match["end"],
+                "next_day": "1" if match["end_date"] != match["date"] else "",
                 "note": match["note"],
                 "tags": ", ".join(match["tags"]),
             }
@@ -245,7 +246,18 @@ async def save_entry(request: web.Request, user: Principal) -> web.StreamRespons
     form = await request.post()
     values = {
         k: str(form.get(k) or "").strip()
-        for k in ("entry_id", "task-id", "task", "date", "start", "end", "note", "tags", "week")
+        for k in (
+            "entry_id",
+            "task-id",
+            "task",
+            "date",
+            "start",
+            "end",
+            "next_day",
+            "note",
+            "tags",
+            "week",
+        )
     }
     timer = services(request).timer
     entry_id = values["entry_id"] or None
@@ -257,7 +269,9 @@ async def save_entry(request: web.Request, user: Principal) -> web.StreamRespons
         tz = lt.zone(me.get("time_zone"))
         day = lt.parse_day(values["date"])
         start = lt.at_local(day, values["start"], tz) if day else None
-        end = lt.at_local(day, values["end"], tz) if day else None
+        # "Ends the next day": an entry across midnight (22:30 to 01:30).
+        end_day = day + timedelta(days=1) if day and values["next_day"] else day
+        end = lt.at_local(end_day, values["end"], tz) if end_day else None
         if day is None or start is None or end is None:
             return await timesheet(
                 request,

@@ -427,3 +427,32 @@ async def test_an_entry_across_the_fall_back_shows_its_real_duration(
     assert f'data-tt-day="{day}" data-total-s="11700"' in html
     assert "01:45\u201304:00</span>" in html
     assert '<span class="entry-duration">3:15</span>' in html
+
+
+async def test_a_late_night_entry_is_added_and_edited_with_the_form(
+    client: Client, admin: Api
+) -> None:
+    """22:30 to 01:30: "ends the next day" carries the end over midnight, and an entry
+    that crosses midnight opens in the edit form with it ticked, so saving it again works."""
+    _, csrf = await sign_in(client)
+    entry = {"csrf": csrf, "date": str(MON), "start": "22:30", "end": "01:30", "tags": ""}
+    response = await client.post(
+        "/entries", data={**entry, "next_day": "1", "note": "late"}, allow_redirects=False
+    )
+    assert response.status == 303, await response.text()
+    (saved,) = (await admin.get(f"/api/v1/entries?from={utc(MON, 0)}"))[1]["items"]
+    assert saved["start"].startswith(f"{MON}T22:30") and saved["duration_s"] == 3 * 3600
+    html = await (await client.get(f"/?week={MON}&edit={saved['id']}")).text()
+    assert re.search(r'<input[^>]*name="next_day"[^>]*checked', html), html
+    assert f'data-end-date="{TUE}"' in html
+    response = await client.post(
+        "/entries",
+        data={**entry, "entry_id": saved["id"], "next_day": "1", "note": "late, edited"},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    (edited,) = (await admin.get(f"/api/v1/entries?from={utc(MON, 0)}"))[1]["items"]
+    assert edited["note"] == "late, edited" and edited["duration_s"] == 3 * 3600
+    # Without the box the same times are still an end before the start.
+    response = await client.post("/entries", data={**entry, "note": ""}, allow_redirects=False)
+    assert response.status == 400

@@ -210,6 +210,7 @@ function edit(row) {
   f.date.value = row.dataset.date;
   f.start.value = row.dataset.start;
   f.end.value = row.dataset.end;
+  f.next_day.checked = row.dataset.endDate !== row.dataset.date;
   f.note.value = row.dataset.note;
   f.tags.value = row.dataset.tags;
   entryForm.querySelector("[data-tt-entry-delete]").hidden = false;
