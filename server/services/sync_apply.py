@@ -29,6 +29,9 @@ from .ids import new_id
 ROOT_EXTERNAL_ID = "root"
 BATCH = 1000
 MAX_UNREADABLE = 100
+# The items whose ids become keywords with the `keywords_from_ids` setting: Asana tasks
+# and subtasks, HeySpace cards, Pivotal Tracker stories (not projects, spaces or lists).
+_ID_KEYWORD_KINDS = frozenset({"task", "subtask", "card", "story"})
 
 # What an upstream state means for the task, per tool (SPEC.md). "gone" is an item that
 # vanished from a complete snapshot.
@@ -220,7 +223,7 @@ class SnapshotApply:
         parent = parent_entry[0] if parent_entry is not None else self.root_id
         outcome = self._rules.get(node.state, ACTIVE)
         keywords = (
-            [external_id] if self._keywords_from_ids and node.kind in ("task", "subtask") else []
+            [external_id] if self._keywords_from_ids and node.kind in _ID_KEYWORD_KINDS else []
         )
         target: dict[str, Any] = {
             "name": node.name or "(untitled)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from server.keys import SERVICES
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
@@ -428,3 +428,37 @@ async def test_unlink_during_a_sync_keeps_the_tree_archived(admin_api: Api, fake
     assert await tasks_by_name(admin_api, archived=False) == {}
     _, integrations = await admin_api.get("/api/v1/integrations")
     assert integrations["items"][0]["status"] == "unlinked"
+
+
+async def test_task_ids_as_keywords_for_heyspace_cards_and_pivotal_stories(
+    admin_api: Api, fakes: Fakes
+) -> None:
+    """The option the integrations page offers on every card: a HeySpace card's and a
+    Pivotal story's id become keywords, so a URL elsewhere that carries the id (a branch,
+    a pull request) matches the task."""
+    ids = heyspace_world(fakes.heyspace)
+    token = fakes.pivotal.add_user("pm@example.com")
+    story = str(fakes.pivotal.add_story(fakes.pivotal.add_project("Mobile app"), "Login"))
+    status, _ = await admin_api.post(
+        "/api/v1/integrations/heyspace", {"email": HS_EMAIL, "password": HS_PASSWORD}
+    )
+    assert status == 201
+    status, _ = await admin_api.post("/api/v1/integrations/pivotaltracker", {"api_token": token})
+    assert status == 201
+    for service in ("heyspace", "pivotaltracker"):
+        await last_sync(admin_api, service)
+        status, _ = await admin_api.patch(
+            f"/api/v1/integrations/{service}", {"settings": {"keywords_from_ids": True}}
+        )
+        assert status == 200
+        assert (await last_sync(admin_api, service))["state"] == "succeeded"
+    tree = await tasks_by_name(admin_api)
+    assert tree["Build"]["keywords"] == [ids["Build"]]
+    assert tree["Login"]["keywords"] == [story]
+    assert tree["To do"]["keywords"] == [] and tree["Mobile app"]["keywords"] == []
+    for url, name in (
+        (f"https://git.example/app/tree/feature/{ids['Build']}-build", "Build"),
+        (f"https://git.example/app/pull/7?story={story}", "Login"),
+    ):
+        _, match = await admin_api.get(f"/api/v1/match?url={quote(url, safe='')}")
+        assert match["task"] is not None and match["task"]["name"] == name, url
