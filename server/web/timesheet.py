@@ -130,13 +130,17 @@ async def timesheet(
             for e in entries
             if e["date"] == day.isoformat() or (offset == 0 and e["span"].start < lo)
         ]
+        total_s = sum(e["span"].overlap_s(lo, hi) for e in entries)
+        # The part of an entry listed on the day it began (it ran past midnight).
+        carried_s = total_s - sum(e["span"].overlap_s(lo, hi) for e in listed)
         days.append(
             {
                 "date": day.isoformat(),
                 "label": day.strftime("%A %-d %B"),
                 "is_today": day == lt.today(tz),
                 "entries": listed,
-                "total_s": sum(e["span"].overlap_s(lo, hi) for e in entries),
+                "total_s": total_s,
+                "carried": lt.duration_text(carried_s) if carried_s else "",
                 "has_running": any(
                     e["running"] and e["span"].start < hi and e["span"].end >= lo for e in entries
                 ),

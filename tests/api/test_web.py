@@ -443,6 +443,10 @@ async def test_a_late_night_entry_is_added_and_edited_with_the_form(
     (saved,) = (await admin.get(f"/api/v1/entries?from={utc(MON, 0)}"))[1]["items"]
     assert saved["start"].startswith(f"{MON}T22:30") and saved["duration_s"] == 3 * 3600
     html = await (await client.get(f"/?week={MON}&edit={saved['id']}")).text()
+    # Tuesday's 1:30 is the entry's part after midnight, said in words (not "No time").
+    tuesday = html.split(f'data-tt-day="{TUE}"')[1].split("</section>")[0]
+    assert 'data-total-s="5400"' in tuesday and "No time tracked" not in tuesday
+    assert "1:30 of an entry that began the day before" in tuesday
     assert re.search(r'<input[^>]*name="next_day"[^>]*checked', html), html
     assert f'data-end-date="{TUE}"' in html
     response = await client.post(
