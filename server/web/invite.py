@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..domain.errors import DomainError
-from .core import end_session, render, services, set_session
+from .core import current_user, end_session, render, services, set_session
 
 routes = web.RouteTableDef()
 # The token is in the address: keep it out of caches. Referer headers go to our own
@@ -42,6 +42,8 @@ USED = "This invitation link was already used or has expired. Ask your admin for
 @routes.get("/invite/{token}")
 async def invite_page(request: web.Request) -> web.StreamResponse:
     email = await services(request).accounts.pending_invitation(request.match_info["token"])
+    if email is None:
+        await current_user(request)  # a signed-in visitor keeps the navigation
     return _page(request, email=email)
 
 

@@ -460,3 +460,17 @@ async def test_a_late_night_entry_is_added_and_edited_with_the_form(
     # Without the box the same times are still an end before the start.
     response = await client.post("/entries", data={**entry, "note": ""}, allow_redirects=False)
     assert response.status == 400
+
+
+async def test_a_used_invitation_link_keeps_a_signed_in_visitors_navigation(
+    client: Client,
+) -> None:
+    html = await (await client.get("/invite/no-such-token")).text()
+    assert "Go to the sign-in page" in html and "data-tt-user" not in html
+    await sign_in(client)
+    response = await client.get("/invite/no-such-token")
+    assert response.status == 404
+    html = await response.text()
+    assert "already used or has expired" in html
+    assert f"<span data-tt-user>{ADMIN_EMAIL}</span>" in html
+    assert "Back to the timesheet" in html and "Go to the sign-in page" not in html
