@@ -92,6 +92,7 @@ def _entry_view(entry: dict[str, Any], tz: ZoneInfo, now: datetime) -> dict[str,
         "end_date": end.date().isoformat(),
         "running": entry.get("end") is None,
         "start_iso": entry["start"],
+        "end_iso": entry.get("end") or "",
         "duration_s": elapsed,
         "duration": lt.duration_text(elapsed),
         "note": entry.get("note") or "",
@@ -180,6 +181,8 @@ async def timesheet(
                 "start": match["start"],
                 "end": match["end"],
                 "next_day": "1" if match["end_date"] != match["date"] else "",
+                "orig_start": match["start_iso"],
+                "orig_end": match["end_iso"],
                 "note": match["note"],
                 "tags": ", ".join(match["tags"]),
             }
@@ -244,6 +247,17 @@ def _entry_error(exc: DomainError, start: str, end: str) -> str:
     return exc.detail
 
 
+def _unchanged(original: str, day: date, hh_mm: str, tz: ZoneInfo) -> str | None:
+    """``original`` (an entry's stored ISO time) when it shows as ``day`` ``hh_mm``."""
+    try:
+        moment = lt.local(original, tz)
+    except ValueError:
+        return None
+    if moment.date() == day and moment.strftime("%H:%M") == hh_mm:
+        return original
+    return None
+
+
 @routes.post("/entries")
 @page()
 async def save_entry(request: web.Request, user: Principal) -> web.StreamResponse:
@@ -258,6 +272,8 @@ async def save_entry(request: web.Request, user: Principal) -> web.StreamRespons
             "start",
             "end",
             "next_day",
+            "orig_start",
+            "orig_end",
             "note",
             "tags",
             "week",
@@ -276,6 +292,11 @@ async def save_entry(request: web.Request, user: Principal) -> web.StreamRespons
         # "Ends the next day": an entry across midnight (22:30 to 01:30).
         end_day = day + timedelta(days=1) if day and values["next_day"] else day
         end = lt.at_local(end_day, values["end"], tz) if end_day else None
+        if entry_id and day and end_day:
+            # HH:MM cannot tell the two passes through an autumn hour apart: an unchanged
+            # field keeps the entry's stored instant.
+            start = _unchanged(values["orig_start"], day, values["start"], tz) or start
+            end = _unchanged(values["orig_end"], end_day, values["end"], tz) or end
         if day is None or start is None or end is None:
             return await timesheet(
                 request,

@@ -474,3 +474,43 @@ async def test_a_used_invitation_link_keeps_a_signed_in_visitors_navigation(
     assert "already used or has expired" in html
     assert f"<span data-tt-user>{ADMIN_EMAIL}</span>" in html
     assert "Back to the timesheet" in html and "Go to the sign-in page" not in html
+
+
+async def test_editing_an_entry_in_the_repeated_hour_keeps_its_times(
+    client: Client, admin: Api
+) -> None:
+    """On the autumn change 02:15 happens twice: saving such an entry's note again through
+    the form keeps the instants it has, never moves it by an hour."""
+    warsaw = ZoneInfo("Europe/Warsaw")
+    status, _ = await admin.patch("/api/v1/me", {"time_zone": "Europe/Warsaw"})
+    assert status == 200
+    day = _last_fall_back(warsaw)
+    # 02:15 to 02:45 of the second (winter time) pass through that hour.
+    start = datetime.combine(day, time(2, 15, fold=1), warsaw).astimezone(UTC)
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    body = {"start": start.strftime(iso), "end": (start + timedelta(minutes=30)).strftime(iso)}
+    status, entry = await admin.post("/api/v1/entries", body)
+    assert status == 201
+    _, csrf = await sign_in(client)
+    html = await (await client.get(f"/?week={day}&edit={entry['id']}")).text()
+    form = html.split('name="entry"')[1].split("</form>")[0]
+    hidden = dict(re.findall(r'name="(orig_start|orig_end)" value="([^"]*)"', form))
+    response = await client.post(
+        "/entries",
+        data={
+            "csrf": csrf,
+            "entry_id": entry["id"],
+            "date": str(day),
+            "start": "02:15",
+            "end": "02:45",
+            "note": "kept",
+            "tags": "",
+            **hidden,
+        },
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    status, saved = await admin.get(f"/api/v1/entries?from={body['start']}")
+    (after,) = saved["items"]
+    assert after["note"] == "kept"
+    assert after["start"].startswith(body["start"][:19]) and after["duration_s"] == 1800

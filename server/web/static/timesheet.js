@@ -211,6 +211,8 @@ function edit(row) {
   f.start.value = row.dataset.start;
   f.end.value = row.dataset.end;
   f.next_day.checked = row.dataset.endDate !== row.dataset.date;
+  f.orig_start.value = row.dataset.startAt;
+  f.orig_end.value = row.dataset.endAt;
   f.note.value = row.dataset.note;
   f.tags.value = row.dataset.tags;
   entryForm.querySelector("[data-tt-entry-delete]").hidden = false;
