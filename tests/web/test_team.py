@@ -58,6 +58,12 @@ def test_invite_then_accept_and_sign_in(page: Page, stack: Stack) -> None:
     expect(row(page, "ivy@example.com").locator("[data-tt-invite-url]")).to_have_count(1)
     expect(row(page, "ivy@example.com").locator("[data-tt-state]")).to_have_text("invited")
     shot(page, "team-invited")
+    # Beside the wide link box the e-mail addresses still read on one line each.
+    lines = page.locator("td.email").evaluate_all(
+        "cells => cells.map(c => { const r = document.createRange();"
+        " r.selectNodeContents(c); return r.getClientRects().length; })"
+    )
+    assert lines and all(n == 1 for n in lines), lines
     first = link.inner_text().strip()
     assert first.startswith(stack.url)
     # A lost link cannot be shown again (it is stored hashed): a new one can be made.
