@@ -433,6 +433,36 @@ class TimerService:
         if at is not None:
             self._check_at_range(at)
         owner = {"account_id": principal.account_id, "user_id": principal.user_id}
+        # The usual stop is one conditional update: the running entry (the named one, if
+        # any) that started before ``at``. Only when it matches nothing is the entry read,
+        # to answer why.
+        now = at or clock.now_iso()
+        flt: dict[str, Any] = {**owner, "running": True}
+        if entry_id is not None:
+            flt["_id"] = entry_id
+        if at is not None:
+            flt["start"] = {"$lt": at}
+        before = await self._db.update_one(
+            "entries",
+            flt,
+            {"running": False, "end": now, **({"stop_key": key} if key else {})},
+            return_doc="before",
+        )
+        stopped = await self._stopped(before, now)
+        if stopped is None:
+            if entry_id is None and at is None:
+                return None  # nothing runs: stop is idempotent
+            return await self._stop_checked(principal, entry_id, at, key)
+        await self._notify(principal.account_id, principal.user_id, [stopped], None)
+        return await self._present(principal.account_id, stopped)
+
+    async def _stop_checked(
+        self, principal: Principal, entry_id: str | None, at: str | None, key: str | None
+    ) -> dict[str, Any] | None:
+        """A stop whose conditional update matched nothing: read the entry and answer
+        accordingly (not found, already stopped, ``at`` too early), or stop it if it was
+        changed between the two reads."""
+        owner = {"account_id": principal.account_id, "user_id": principal.user_id}
         if entry_id is None:
             entry = await self._db.find_one("entries", {**owner, "running": True})
             if entry is None:
