@@ -41,6 +41,13 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+def _store_error(exc: BaseException) -> BaseException:
+    """A job's error as the store reports it: a unique index refusal is ``DuplicateKey``."""
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateKey(str(exc))
+    return exc
+
+
 Job = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[Any, BaseException | None]
 _Item = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], bool]
@@ -140,6 +147,11 @@ class SQLiteBackend:
         conn = self._conn
         if conn is None:
             return [(None, StoreUnavailable("database is closed"))] * len(jobs)
+        if len(jobs) == 1:
+            # Alone, a job needs no savepoint: its transaction is its own. Every statement
+            # is a GIL hand-off between this thread and the event loop, so two fewer
+            # statements are a shorter wait for the caller.
+            return [self._run_alone(conn, jobs[0])]
         outcomes: list[Outcome] = []
         conn.execute("BEGIN")
         try:
@@ -149,9 +161,7 @@ class SQLiteBackend:
                     outcomes.append((job(conn), None))
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO job")
-                    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
-                        exc = DuplicateKey(str(exc))
-                    outcomes.append((None, exc))
+                    outcomes.append((None, _store_error(exc)))
                 finally:
                     conn.execute("RELEASE job")
             conn.execute("COMMIT")
@@ -161,6 +171,23 @@ class SQLiteBackend:
                 conn.execute("ROLLBACK")
             return [(None, exc)] * len(jobs)
         return outcomes
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, job: Job) -> Outcome:
+        conn.execute("BEGIN")
+        try:
+            result = job(conn)
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None, _store_error(exc)
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None, exc
+        return result, None
 
     def _columns(self, coll: str) -> tuple[str, ...]:
         try:
