@@ -231,6 +231,12 @@ class SQLiteBackend:
                         params.append(value)
             elif cond is None:
                 parts.append(f"{col} IS NULL")
+            elif isinstance(cond, bool):
+                # A literal, not a parameter: only then can SQLite choose a partial index
+                # (``WHERE "running" = 1``) when it prepares the statement. With a
+                # parameter it re-plans the cached statement at every execution instead
+                # (19 us instead of 6.5 us for the running-entry lookup).
+                parts.append(f"{col} = {_literal(cond)}")
             else:
                 parts.append(f"{col} = ?")
                 params.append(cond)

@@ -177,6 +177,29 @@ async def test_unknown_fields_are_programming_errors_on_sqlite(tmp_path: Path) -
         await backend.close()
 
 
+async def test_sqlite_plans_the_running_entry_lookup_on_the_partial_index(
+    tmp_path: Path,
+) -> None:
+    """Every timer start and stop looks up the running entry: the statement must use the
+    partial unique index as prepared, not be re-planned at each execution."""
+    backend = SQLiteBackend(tmp_path / "plan.db")
+    await backend.open(ALL)
+    try:
+        flt = {"account_id": "a", "user_id": "u", "running": True}
+        sql, params = backend._select("entries", flt, None, 1)
+        assert len(params) == 2  # the boolean is part of the statement's text
+        plan = await backend._run(
+            lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        )
+        assert "ix_entries_account_id_user_id_p_running" in " ".join(str(r) for r in plan)
+        await backend.insert("entries", {"_id": "e1", **flt, "start": "1"})
+        await backend.insert("entries", {"_id": "e2", **flt, "running": False, "start": "0"})
+        assert [d["_id"] for d in await backend.find("entries", flt)] == ["e1"]
+        assert [d["_id"] for d in await backend.find("entries", {"running": False})] == ["e2"]
+    finally:
+        await backend.close()
+
+
 async def test_sqlite_reopen_keeps_data_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "keep.db"
     first = SQLiteBackend(path)
