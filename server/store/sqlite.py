@@ -41,6 +41,11 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+def _settle_all(answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in answers:
+        _settle(future, result, error)
+
+
 def _store_error(exc: BaseException) -> BaseException:
     """A job's error as the store reports it: a unique index refusal is ``DuplicateKey``."""
     if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
@@ -60,7 +65,7 @@ class _DatabaseThread:
     Jobs that queue up while the thread is busy run as one batch: each in its own
     savepoint (a failing job is undone alone), all under one commit. Under concurrent
     writes this saves a commit per job; alone, a job is still committed before it is
-    answered. The hand-off is a queue put and one ``call_soon_threadsafe`` back."""
+    answered. The hand-off is a queue put, and one ``call_soon_threadsafe`` back per batch."""
 
     def __init__(self, run_batch: Callable[[list[Job]], list[Outcome]]) -> None:
         self._run_batch = run_batch
@@ -74,6 +79,20 @@ class _DatabaseThread:
             item[0].call_soon_threadsafe(_settle, item[1], result, error)
         except RuntimeError:
             pass  # the loop closed while the job ran; nobody waits for the answer
+
+    @staticmethod
+    def _answer_all(batch: list[_Item], outcomes: list[Outcome]) -> None:
+        """The answers of a batch with one wake-up of each waiting loop: every
+        ``call_soon_threadsafe`` writes to the loop's self-pipe, a system call here and a
+        GIL hand-off each."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
+        for item, (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(item[0], []).append((item[1], result, error))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, answers)
+            except RuntimeError:
+                pass  # the loop closed while the batch ran; nobody waits for the answers
 
     def _serve(self) -> None:
         held: list[_Item | None] = []
@@ -101,8 +120,7 @@ class _DatabaseThread:
                 outcomes = self._run_batch([job[2] for job in batch])
             except BaseException as exc:
                 outcomes = [(None, exc)] * len(batch)
-            for job, (result, error) in zip(batch, outcomes, strict=True):
-                self._answer(job, result, error)
+            self._answer_all(batch, outcomes)
 
     async def run(self, fn: Callable[..., T], *, transactional: bool = True) -> T:
         loop = asyncio.get_running_loop()
