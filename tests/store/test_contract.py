@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,39 @@ async def test_sqlite_plans_the_running_entry_lookup_on_the_partial_index(
         await backend.insert("entries", {"_id": "e2", **flt, "running": False, "start": "0"})
         assert [d["_id"] for d in await backend.find("entries", flt)] == ["e1"]
         assert [d["_id"] for d in await backend.find("entries", {"running": False})] == ["e2"]
+    finally:
+        await backend.close()
+
+
+async def test_sqlite_batch_with_a_failing_job_keeps_the_others_once(tmp_path: Path) -> None:
+    """A batch runs without savepoints until a job fails; then it is rolled back and run
+    again job by job: the others' writes are kept exactly once, the failing one's not."""
+    backend = SQLiteBackend(tmp_path / "batch.db")
+    await backend.open(ALL)
+    try:
+        await backend.insert("tasks", task(0))
+        sql = backend._insert_sql("tasks")
+
+        def insert(i: int, **extra: object) -> Callable[[sqlite3.Connection], object]:
+            row = backend._row("tasks", task(i, **extra))
+            return lambda conn: conn.execute(sql, row).rowcount
+
+        def failing(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, backend._row("tasks", task(4)))  # undone with the failure
+            conn.execute(sql, backend._row("tasks", task(0)))
+
+        jobs = [insert(1), failing, insert(2), insert(3, name="three")]
+        outcomes = await backend._worker.run(lambda: backend._run_batch(jobs), transactional=False)
+        assert [error is None for _, error in outcomes] == [True, False, True, True]
+        assert isinstance(outcomes[1][1], DuplicateKey)
+        ids = sorted(d["_id"] for d in await backend.find("tasks", {}))
+        assert ids == ["t000", "t001", "t002", "t003"]
+        # and without a failure, one transaction for all
+        outcomes = await backend._worker.run(
+            lambda: backend._run_batch([insert(5), insert(6)]), transactional=False
+        )
+        assert outcomes == [(1, None), (1, None)]
+        assert await backend.count("tasks", {}) == 6
     finally:
         await backend.close()
 
