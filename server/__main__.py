@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import os
@@ -17,6 +18,8 @@ from pydantic import ValidationError
 
 from .jsonutil import dumps_str
 from .settings import Settings
+
+GC_YOUNG_THRESHOLD = 10_000
 
 
 class JsonFormatter(logging.Formatter):
@@ -126,6 +129,11 @@ def serve(settings: Settings) -> None:
     # The database thread hands results back to the event loop; a shorter GIL switch
     # interval than the default 5 ms keeps it from waiting behind a busy loop.
     sys.setswitchinterval(0.001)
+    # A young-generation collection costs what is alive among the objects made since the
+    # last one (the requests in flight), not how many were made: collecting every 10,000
+    # allocations instead of every 700 is a tenth of the collections for the same work
+    # each. The older generations follow at the default ratios.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     app = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"
     db = "MongoDB" if settings.is_mongo else f"SQLite file {settings.sqlite_path}"
