@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -287,6 +288,14 @@ def server_cpu_s(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def client_cpu_s() -> float:
+    """CPU seconds of the load generator: this process (the aiohttp driver) and the
+    child processes it has waited for (wrk)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -308,6 +317,7 @@ class Row:
     stop_p99_ms: float
     max_ms: float
     cpu_ms_per_req: float
+    client_cpu_ms_per_req: float
     load_avg: float
     errors: int
     health_errors: int
@@ -361,9 +371,10 @@ async def measure_level(lv: Level) -> Row:
         await run_phase(sessions, warmup, health)
         h, h_elapsed = await run_phase(sessions, seconds, health)
         await run_phase(sessions, warmup, timer)
-        cpu0 = server_cpu_s(lv.server_pid)
+        cpu0, client0 = server_cpu_s(lv.server_pid), client_cpu_s()
         t, t_elapsed = await run_phase(sessions, seconds, timer)
         cpu = server_cpu_s(lv.server_pid) - cpu0
+        client = client_cpu_s() - client0
         load = load_average()
 
     latencies = t.start_ms + t.stop_ms
@@ -385,6 +396,7 @@ async def measure_level(lv: Level) -> Row:
         stop_p99_ms=percentile(t.stop_ms, 99),
         max_ms=max(latencies, default=float("nan")),
         cpu_ms_per_req=1000 * cpu / t.requests if t.requests else float("nan"),
+        client_cpu_ms_per_req=1000 * client / t.requests if t.requests else float("nan"),
         load_avg=load,
         errors=t.errors,
         health_errors=h.errors,
@@ -483,9 +495,10 @@ async def measure_level_wrk(lv: Level, wrk: str, workdir: Path) -> Row:
     if lv.warmup > 0:
         count(await wrk_run("timer", lv.warmup))
         await stop_timers(lv.base, tokens)
-    cpu0 = server_cpu_s(lv.server_pid)
+    cpu0, client0 = server_cpu_s(lv.server_pid), client_cpu_s()
     t = await wrk_run("timer", lv.seconds)
     cpu = server_cpu_s(lv.server_pid) - cpu0
+    client = client_cpu_s() - client0
     load = load_average()
     count(t)
     await stop_timers(lv.base, tokens)
@@ -510,6 +523,7 @@ async def measure_level_wrk(lv: Level, wrk: str, workdir: Path) -> Row:
         stop_p99_ms=nan,
         max_ms=t.max_ms,
         cpu_ms_per_req=1000 * cpu / t.requests if t.requests else nan,
+        client_cpu_ms_per_req=1000 * client / t.requests if t.requests else nan,
         load_avg=load,
         errors=t.errors,
         health_errors=h.errors,
@@ -640,6 +654,7 @@ def print_rows(rows: list[Row]) -> None:
         "p50 ms",
         "p99 ms",
         "cpu ms/req",
+        "client cpu",
         "load",
         "errors",
     ]
@@ -655,6 +670,7 @@ def print_rows(rows: list[Row]) -> None:
             fmt(r.p50_ms, 2),
             fmt(r.p99_ms, 2),
             fmt(r.cpu_ms_per_req, 3),
+            fmt(r.client_cpu_ms_per_req, 3),
             fmt(r.load_avg, 2),
             str(r.errors + r.health_errors),
         ]
