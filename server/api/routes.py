@@ -15,7 +15,6 @@ from . import models as m
 from .core import (
     Api,
     Ctx,
-    authenticate,
     bearer,
     decode_cursor,
     envelope,
@@ -115,7 +114,7 @@ async def create_user(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_user(ctx: Ctx) -> Any:
-    changes = ctx.body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = patch_changes(ctx.body)
     return _user(await ctx.services.accounts.update_user(ctx.user, ctx.match("id"), changes))
 
 
@@ -191,7 +190,7 @@ async def create_task(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_task(ctx: Ctx) -> Any:
-    changes = patch_changes(ctx.body, ("name", "archived", "keywords"))
+    changes = patch_changes(ctx.body)
     return await ctx.services.tasks.update(ctx.user, ctx.match("id"), changes)
 
 
@@ -289,7 +288,8 @@ async def get_timer(ctx: Ctx) -> Any:
     body=m.StartBody,
     response=m.StartOut,
     status=201,
-    errors=(403, 404),
+    errors=(403, 404, 409),
+    headers=(("Idempotency-Key", m.IDEMPOTENCY_KEY),),
 )
 async def start_timer(ctx: Ctx) -> Any:
     b: m.StartBody = ctx.body
@@ -315,7 +315,7 @@ async def start_timer(ctx: Ctx) -> Any:
 
 def _idempotency_key(ctx: Ctx) -> str | None:
     key = ctx.request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
+    if key is not None and not m.is_idempotency_key(key):
         raise ValidationFailed(
             "Idempotency-Key must be 1-200 printable ASCII characters",
             [{"field": "Idempotency-Key", "message": "1-200 printable ASCII characters"}],
@@ -330,7 +330,8 @@ def _idempotency_key(ctx: Ctx) -> str | None:
     tag="timer",
     body=m.StopBody,
     response=m.StopOut,
-    errors=(404,),
+    errors=(404, 409),
+    headers=(("Idempotency-Key", m.IDEMPOTENCY_KEY),),
 )
 async def stop_timer(ctx: Ctx) -> Any:
     stopped = await ctx.services.timer.stop(
@@ -395,7 +396,7 @@ async def create_entry(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_entry(ctx: Ctx) -> Any:
-    changes = patch_changes(ctx.body, ("start", "note", "tags"))
+    changes = patch_changes(ctx.body)
     return await ctx.services.timer.update_entry(ctx.user, ctx.match("id"), changes)
 
 
@@ -416,11 +417,12 @@ async def delete_entry(ctx: Ctx) -> None:
     "/api/v1/events",
     summary="Server-Sent Events: timer, entry, tasks",
     tag="timer",
-    auth=False,
+    response="text/event-stream",
+    errors=(429,),
 )
 async def events(ctx: Ctx) -> Any:
     request = ctx.request
-    principal = await authenticate(request, ctx.services)
+    principal = ctx.user
     token = bearer(request) or ""
     if ctx.services.events.subscriber_count(principal.account_id, principal.user_id) >= (
         MAX_STREAMS_PER_USER
