@@ -404,7 +404,7 @@ async def asana_coworkers(ctx: Ctx) -> Any:
     body=InvitationsBody,
     response=m.list_of(InvitationOut),
     status=201,
-    errors=(403,),
+    errors=(403, 404, 409),
 )
 async def asana_invite(ctx: Ctx) -> Any:
     items = await ctx.services.sync.asana.invite(ctx.user, [str(e) for e in ctx.body.emails])

@@ -441,11 +441,12 @@ async def events(ctx: Ctx) -> Any:
     async with ctx.services.events.subscribe(principal.account_id, principal.user_id) as queue:
         await response.prepare(request)
         running = await ctx.services.timer.running(principal)
-        await response.write(_sse("timer", dumps_str({"running": running})))
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         next_check = loop.time() + TOKEN_RECHECK_S
+        # A client may go away at any write, the first one too: that ends the stream.
         with contextlib.suppress(ConnectionResetError):
+            await response.write(_sse("timer", dumps_str({"running": running})))
             # Wake up every second to notice a closed connection promptly, so that a
             # vanished client does not keep its queue until the next keep-alive.
             while request.transport is not None and not request.transport.is_closing():
