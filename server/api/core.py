@@ -79,7 +79,8 @@ class Route:
         those the request parsing and the error middleware add. The OpenAPI document
         declares exactly these (and the authorization matrix test holds routes to them)."""
         codes = {self.status, *self.errors, 403, 503}  # 403: a foreign Origin; 503: no database
-        if self.body is not None or self.query is not None or self.headers or "{" in self.path:
+        parsed = self.body is not None or self.query is not None or bool(self.headers)
+        if parsed or "{service}" in self.path:  # an unknown tool is a 400 too
             codes.add(400)
         if self.body is not None:
             codes.add(413)
