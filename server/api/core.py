@@ -6,6 +6,7 @@ validate requests and generate the OpenAPI schemas, so the two never drift apart
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import re
@@ -35,6 +36,10 @@ PROBLEM = "application/problem+json"
 MAX_OFFSET = 99_999_999
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+# Set by the CSRF check when the request's session cookie is not a live session: the
+# request then counts as signed out instead of being refused.
+IGNORE_COOKIE: web.RequestKey[bool] = web.RequestKey("ignore_cookie", bool)
+SESSION_COOKIE = "tt_session"
 
 
 @dataclass
@@ -165,13 +170,38 @@ def _usable_token(token: str) -> bool:
     return _TOKEN.fullmatch(token) is not None
 
 
-async def authenticate(request: web.Request, services: Services) -> Principal:
+def session_cookie(request: web.Request) -> str | None:
+    """The web app's session token from its cookie (only when no bearer token is sent:
+    a bearer token always wins, so such requests never depend on the cookie)."""
+    if request.get(IGNORE_COOKIE) or "Authorization" in request.headers:
+        return None
+    value = request.cookies.get(SESSION_COOKIE)
+    return value if value and _usable_token(value) else None
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a session: derived from the session token, which only the
+    server and the HttpOnly cookie know, so another site can neither read nor forge it."""
+    return hashlib.sha256(b"tasktimer-csrf\0" + session.encode()).hexdigest()
+
+
+def credential(request: web.Request) -> tuple[str, str] | None:
+    """(token, kind) the request authenticates with: a bearer token, else the session."""
     token = bearer(request)
-    if token is None:
+    if token is not None:
+        return token, "api"
+    session = session_cookie(request)
+    return (session, "session") if session is not None else None
+
+
+async def authenticate(request: web.Request, services: Services) -> Principal:
+    presented = credential(request)
+    if presented is None:
         raise Unauthorized("missing bearer token", code="missing_token")
+    token, kind = presented
     if not _usable_token(token):
         raise Unauthorized("invalid or expired token", code="invalid_token")
-    principal = await services.accounts.authenticate(token)
+    principal = await services.accounts.authenticate(token, kind)
     request[PRINCIPAL] = principal
     return principal
 
@@ -298,6 +328,14 @@ _HTTP_CODES = {
 }
 
 
+def same_host(origin: str, request: web.Request) -> bool:
+    """A request from a page of this very server (opened at another address than
+    TT_PUBLIC_URL, e.g. localhost instead of 127.0.0.1): browsers set Origin, so a page
+    of another site cannot pretend to be one of ours."""
+    netloc = origin.partition("://")[2]
+    return bool(netloc) and netloc.lower() == request.host.lower()
+
+
 def origin_allowed(origin: str, patterns: list[str]) -> bool:
     for pattern in patterns:
         if pattern == "*" or origin == pattern:
@@ -329,8 +367,12 @@ async def request_middleware(
     try:
         origin = request.headers.get("Origin")
         settings = request.app[SETTINGS]
-        if origin and not origin_allowed(
-            origin, [*settings.cors_origin_list, settings.effective_public_url]
+        if (
+            origin
+            and not origin_allowed(
+                origin, [*settings.cors_origin_list, settings.effective_public_url]
+            )
+            and not same_host(origin, request)
         ):
             response: web.StreamResponse = problem(
                 403,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..domain.errors import DomainError, ValidationFailed
 from ..integrations.base import SERVICES
@@ -32,13 +32,38 @@ class PivotalEnable(m.Body):
     api_token: Secret
 
 
+class Unreadable(BaseModel):
+    """An item the sync could read but whose contents it could not (e.g. an Asana project
+    the owner may not open): everything stored under it was kept as it was."""
+
+    external_id: str
+    name: str
+    kind: str
+
+
 class SyncSummary(BaseModel):
     id: str
     state: Literal["queued", "running", "succeeded", "failed"]
+    requested_at: str | None = None
     started_at: str | None
     finished_at: str | None
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(
+        description="created, updated, archived, removed, unchanged, and requests "
+        "(provider requests this sync sent)"
+    )
     error: str | None
+    unreadable: list[Unreadable] = Field(default_factory=list)
+
+
+class PollSummary(BaseModel):
+    """The latest light incremental check (new and changed items only)."""
+
+    at: str
+    requests: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
 
 
 class IntegrationOut(BaseModel):
@@ -47,6 +72,7 @@ class IntegrationOut(BaseModel):
     owner_user_id: str | None
     root_task_id: str | None
     last_sync: SyncSummary | None
+    last_poll: PollSummary | None = None
     next_sync_at: str | None
     settings: dict[str, Any]
     error: str | None = None
@@ -211,7 +237,7 @@ async def unlink(ctx: Ctx, service: str) -> None:
 @api.route(
     "POST",
     "/api/v1/integrations/{service}/sync",
-    summary="Force synchronization (joins a running one)",
+    summary="Force synchronization (a sync that starts no earlier than this request)",
     tag="integrations",
     response=SyncStarted,
     status=202,
@@ -255,20 +281,26 @@ async def get_sync(ctx: Ctx) -> Any:
 
 # OAuth parameters are printable ASCII (RFC 6749, appendix A); the bounds keep the encoded
 # request line within the HTTP parser's limit (8190 bytes).
-OAuthText = r"^[\x20-\x7e]*$"
+OAUTH_CHARS = r"^[\x20-\x7e]*$"
+
+
+OAuthCode = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=OAUTH_CHARS)]
+OAuthState = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=OAUTH_CHARS)]
+OAuthError = Annotated[str, StringConstraints(max_length=200, pattern=OAUTH_CHARS)]
+OAuthText = Annotated[str, StringConstraints(max_length=500, pattern=OAUTH_CHARS)]
 
 
 class CallbackQuery(m.Query):
-    code: (
-        Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=OAuthText)] | None
-    ) = None
-    state: (
-        Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=OAuthText)] | None
-    ) = None
-    error: Annotated[str, StringConstraints(max_length=200, pattern=OAuthText)] | None = None
-    error_description: (
-        Annotated[str, StringConstraints(max_length=500, pattern=OAuthText)] | None
-    ) = None
+    # A browser lands here from Asana: parameters we do not know are ignored, never a
+    # JSON error page.
+    model_config = ConfigDict(extra="ignore")
+
+    code: OAuthCode | None = None
+    state: OAuthState | None = None
+    # RFC 6749 4.1.2.1: what the authorization server sends back when it refuses.
+    error: OAuthError | None = None
+    error_description: OAuthText | None = None
+    error_uri: OAuthText | None = None
 
 
 class WorkspaceOut(BaseModel):
@@ -295,6 +327,9 @@ class InvitationOut(BaseModel):
     status: Literal["invited", "already_a_user"]
     user_id: str | None
     invite_url: str | None
+    mail: m.MailOutcome | None = Field(
+        default=None, description=m.MAIL_DESCRIPTION + " Null for `already_a_user`."
+    )
 
 
 @api.route(
@@ -309,50 +344,43 @@ async def asana_start(ctx: Ctx) -> Any:
     return await ctx.services.sync.asana.start(ctx.user, reenable=False)
 
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Tasktimer and Asana</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;
-margin:3rem auto;padding:0 1rem}}</style></head><body><h1>{title}</h1><p>{text}</p>
-</body></html>"""
+def _back_to_page(**notice: str) -> web.Response:
+    """Back to the integrations page (always this relative path: never an open redirect),
+    with what happened in the query for the page to put into words."""
+    return web.Response(
+        status=303,
+        headers={
+            "Location": f"/integrations?{urlencode(notice)}",
+            "Cache-Control": "no-store",
+            # The callback URL carries the one-time code and state.
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @api.route(
     "GET",
     "/api/v1/integrations/asana/callback",
-    summary="OAuth redirect target: completes the Asana connection",
+    # 303 to /integrations?connected=asana, or ?asana_error=<code>&asana_error_description=
+    # when Asana refused (access_denied, forbidden_scopes) or the state was unusable.
+    summary="OAuth redirect target: completes the Asana connection, back to /integrations",
     tag="asana",
     query=CallbackQuery,
     auth=False,
-    response="text/html",
-    errors=(404, 409),
+    status=303,
 )
 async def asana_callback(ctx: Ctx) -> Any:
     q: CallbackQuery = ctx.query
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     if q.error or not q.code or not q.state:
-        text = "Asana did not grant access" + (f": {html.escape(q.error)}" if q.error else ".")
-        return web.Response(
-            status=400,
-            content_type="text/html",
-            headers=headers,
-            text=_PAGE.format(title="Not connected", text=text),
+        return _back_to_page(
+            asana_error=q.error or "invalid_request",
+            asana_error_description=(q.error_description or "")[:300],
         )
     try:
         await ctx.services.sync.asana.callback(q.code, q.state)
     except DomainError as exc:
-        return web.Response(
-            status=exc.status,
-            content_type="text/html",
-            headers=headers,
-            text=_PAGE.format(title="Not connected", text=html.escape(exc.detail)),
-        )
-    return web.Response(
-        content_type="text/html",
-        headers=headers,
-        text=_PAGE.format(
-            title="Asana is connected",
-            text="The first synchronization has started. You can close this tab.",
-        ),
-    )
+        return _back_to_page(asana_error=exc.code, asana_error_description=exc.detail[:300])
+    return _back_to_page(connected="asana")
 
 
 @api.route(

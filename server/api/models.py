@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -125,6 +126,14 @@ class LoginBody(Body):
     password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 
 
+MailOutcome = Literal["sent", "failed", "not_configured"]
+MAIL_DESCRIPTION = (
+    "What became of the invitation mail: `sent` (the mail server accepted it), `failed` "
+    "(it refused it or could not be reached: pass `invite_url` on yourself; the invitation "
+    "stays valid) or `not_configured` (no TT_SMTP_URL: no mail was sent)."
+)
+
+
 class UserOut(BaseModel):
     id: str
     email: str
@@ -132,7 +141,15 @@ class UserOut(BaseModel):
     role: Literal["admin", "user"]
     active: bool
     account_id: str
-    invite_url: str | None = None
+    time_zone: str = Field(
+        default="UTC", description="IANA time zone name; the pages show local days in it"
+    )
+    invite_url: str | None = Field(
+        default=None, description="One-time link of a new invitation (only when just invited)"
+    )
+    mail: MailOutcome | None = Field(
+        default=None, description=MAIL_DESCRIPTION + " Only on a new invitation."
+    )
 
 
 class LoginOut(BaseModel):
@@ -145,6 +162,21 @@ class UserCreate(Body):
     name: Name
     password: Annotated[str, StringConstraints(min_length=8, max_length=1000)] | None = None
     role: Literal["admin", "user"] = "user"
+
+
+class MePatch(Body):
+    NOT_NULL = ("name", "time_zone")
+    name: Name | None = None
+    time_zone: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=64),
+            WithJsonSchema(
+                {"type": "string", "description": "IANA time zone name, e.g. Europe/Warsaw"}
+            ),
+        ]
+        | None
+    ) = None
 
 
 class UserPatch(Body):
@@ -180,6 +212,9 @@ class TaskOut(BaseModel):
     source: SourceOut | None
     my_role: Role | None
     trackable: bool
+    has_children: bool = Field(
+        default=False, description="Whether the caller sees any subtask (archived ones included)"
+    )
 
 
 class TaskQuery(ListQuery):
@@ -227,6 +262,11 @@ class Resolution(BaseModel):
     path: list[str]
     trackable: bool
     archived: bool
+    my_total_s: int = Field(
+        ge=0,
+        description="The caller's tracked seconds on this task, all time; "
+        "a running entry counts up to now.",
+    )
 
 
 class ResolveOut(BaseModel):
@@ -353,3 +393,92 @@ class EntryPatch(Body):
 def list_of(item: type[BaseModel]) -> dict[str, Any]:
     """Marks a route's response as the list envelope of ``item``."""
     return {"list_of": item}
+
+
+# -- reports ------------------------------------------------------------------------
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+REPORT_MIN_YEAR = MIN_YEAR + 1  # local days of 1970 may begin before the epoch
+
+
+def _report_date(value: Any) -> Any:
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
+        raise ValueError("expected a date YYYY-MM-DD")
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a calendar date") from None
+    if not REPORT_MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"the year must lie between {REPORT_MIN_YEAR} and {MAX_YEAR}")
+    return day
+
+
+def _zone(value: Any) -> Any:
+    from ..domain.localdays import zone_or_none
+
+    if isinstance(value, str) and zone_or_none(value) is None:
+        raise ValueError("not an IANA time zone")
+    return value
+
+
+def _group_by(value: Any) -> Any:
+    from ..services.reports import parse_group_by
+
+    if isinstance(value, str):
+        return parse_group_by(value)
+    return value
+
+
+def _many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+ReportDate = Annotated[
+    date,
+    BeforeValidator(_report_date),
+    WithJsonSchema({"type": "string", "format": "date"}),
+]
+ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_zone)]
+GroupKey = Literal["task", "user", "day", "tag"]
+GroupBy = Annotated[
+    tuple[GroupKey, ...],
+    BeforeValidator(_group_by),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^(task|user|day|tag)(,(task|user|day|tag))?$",
+            "default": "task",
+            "description": "one or two distinct levels, e.g. user,task",
+        }
+    ),
+]
+
+
+class ReportFilter(Query):
+    from_: ReportDate = Field(alias="from")
+    to: ReportDate
+    tz: ZoneName | None = None
+    user_id: Annotated[list[Id], BeforeValidator(_many)] = Field(default_factory=list)
+    task_id: Id | None = None
+    tag: Tag | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ReportQuery(ReportFilter):
+    group_by: GroupBy = ("task",)
+
+
+class ReportGroup(BaseModel):
+    key: str | None
+    label: str
+    total_s: int
+    groups: list[ReportGroup] | None = None
+
+
+class ReportOut(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    tz: str
+    total_s: int
+    groups: list[ReportGroup]

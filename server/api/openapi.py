@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..integrations.base import SERVICES
-from .core import Api
+from .core import SESSION_COOKIE, Api
 
 REF = "#/components/schemas/{model}"
 # One Server-Sent Event of GET /api/v1/events.
@@ -122,7 +122,11 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
         elif response == "text/event-stream":
             ok["content"] = {response: {"schema": _EVENT}}
         elif isinstance(response, str):
-            ok["content"] = {response: {"schema": {"type": "string"}}}
+            # A media type: text, or a binary file (a download).
+            schema: dict[str, Any] = {"type": "string"}
+            if not response.startswith("text/"):
+                schema["format"] = "binary"
+            ok["content"] = {response: {"schema": schema}}
         elif isinstance(response, type) and issubclass(response, BaseModel):
             ok["content"] = {
                 "application/json": {"schema": {"$ref": REF.format(model=response.__name__)}}
@@ -134,10 +138,12 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
         if response == "text/html":
             # A page a browser lands on: its own refusals are pages too.
             problem = {**problem, "text/html": {"schema": {"type": "string"}}}
+        # route.statuses() holds the 403 of a missing X-CSRF-Token with the web app's
+        # session cookie too (403 is declared everywhere: a foreign Origin).
         for code in sorted(route.statuses() - {route.status}):
             op["responses"][str(code)] = {"description": "Problem", "content": problem}
         if route.auth:
-            op["security"] = [{"bearer": []}]
+            op["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
@@ -151,7 +157,17 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "The web app's sign-in session (set by the sign-in page). "
+                    "Unsafe methods also need the session's CSRF token in X-CSRF-Token; "
+                    "a bearer token, when sent, is used instead of the cookie.",
+                },
+            },
         },
         "paths": paths,
     }

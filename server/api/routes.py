@@ -11,11 +11,12 @@ from aiohttp import web
 from ..domain.errors import RateLimited, Unauthorized, ValidationFailed
 from ..jsonutil import dumps_str
 from ..keys import SETTINGS
+from ..services.accounts import Invite, public_user
 from . import models as m
 from .core import (
     Api,
     Ctx,
-    bearer,
+    credential,
     decode_cursor,
     envelope,
     page_of,
@@ -31,12 +32,11 @@ TOKEN_RECHECK_S = 5.0
 # -- auth and users -----------------------------------------------------------------
 
 
-def _user(doc: dict[str, Any], invite_url: str | None = None) -> dict[str, Any]:
-    from ..services.accounts import public_user
-
+def _user(doc: dict[str, Any], invite: Invite | None = None) -> dict[str, Any]:
     out = public_user(doc)
-    if invite_url:
-        out["invite_url"] = invite_url
+    if invite is not None:
+        out["invite_url"] = invite.url
+        out["mail"] = invite.mail
     return out
 
 
@@ -65,6 +65,20 @@ async def logout(ctx: Ctx) -> None:
 @api.route("GET", "/api/v1/me", summary="The signed-in user", tag="auth", response=m.UserOut)
 async def me(ctx: Ctx) -> Any:
     return _user(await ctx.services.accounts.get_user(ctx.user.account_id, ctx.user.user_id))
+
+
+@api.route(
+    "PATCH",
+    "/api/v1/me",
+    summary="Change your own name or time zone",
+    tag="auth",
+    body=m.MePatch,
+    response=m.UserOut,
+    errors=(400,),
+)
+async def patch_me(ctx: Ctx) -> Any:
+    changes = patch_changes(ctx.body, ("name", "time_zone"))
+    return _user(await ctx.services.accounts.update_me(ctx.user, changes))
 
 
 @api.route(
@@ -98,10 +112,10 @@ async def list_users(ctx: Ctx) -> Any:
 )
 async def create_user(ctx: Ctx) -> Any:
     b: m.UserCreate = ctx.body
-    user, invite_url = await ctx.services.accounts.create_user(
+    user, invite = await ctx.services.accounts.create_user(
         ctx.user, b.email, b.name, b.password, b.role
     )
-    return _user(user, invite_url)
+    return _user(user, invite)
 
 
 @api.route(
@@ -149,14 +163,17 @@ async def accept_invitation(ctx: Ctx) -> Any:
 )
 async def list_tasks(ctx: Ctx) -> Any:
     q: m.TaskQuery = ctx.query
-    items = await ctx.services.tasks.list_tasks(
+    offset = decode_cursor(q.cursor)
+    items, has_more = await ctx.services.tasks.list_page(
         ctx.user,
         q=q.q,
         parent_id=q.parent_id,
         include_archived=q.include_archived,
         trackable=q.trackable,
+        skip=offset,
+        limit=q.limit,
     )
-    return page_of(items, q.cursor, q.limit)
+    return envelope(items, offset, q.limit, has_more)
 
 
 @api.route(
@@ -423,7 +440,7 @@ async def delete_entry(ctx: Ctx) -> None:
 async def events(ctx: Ctx) -> Any:
     request = ctx.request
     principal = ctx.user
-    token = bearer(request) or ""
+    token, token_kind = credential(request) or ("", "api")
     if ctx.services.events.subscriber_count(principal.account_id, principal.user_id) >= (
         MAX_STREAMS_PER_USER
     ):
@@ -457,7 +474,7 @@ async def events(ctx: Ctx) -> Any:
                         # A stream must end when its token is revoked or its user leaves.
                         next_check = loop.time() + TOKEN_RECHECK_S
                         try:
-                            await ctx.services.accounts.authenticate(token)
+                            await ctx.services.accounts.authenticate(token, token_kind)
                         except Unauthorized:
                             break
                     if loop.time() - last_write >= keepalive:

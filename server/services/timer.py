@@ -140,7 +140,7 @@ class TimerService:
             "note": entry.get("note") or "",
             "tags": list(entry.get("tags") or []),
             "created_with": entry.get("created_with") or "api",
-            "task_name": task["name"] if task else None,
+            "task_name": task.name if task else None,
             "task_path": list(tree.path(task_id))
             if tree is not None and task and task_id
             else None,
@@ -224,7 +224,7 @@ class TimerService:
         pending: tuple[str, str] | None = None
         if task_id is None:
             assert service is not None and external_id is not None
-            found = tree.by_source.get((service, external_id))
+            found = tree.find_source(service, external_id)
             if found is not None and not tree.is_removed(found):
                 if not tree.visible(principal.user_id, principal.is_admin, found):
                     raise Forbidden(
