@@ -202,7 +202,7 @@ class ReportService:
                 return None
             covering = set(managed)
             for task_id in managed:
-                parent = tree.tasks[task_id].get("parent_id")
+                parent = tree.tasks[task_id].parent_id
                 if parent not in managed and parent is not None:
                     covering.update(tree.ancestors(task_id))
             ids = {principal.user_id} | {

@@ -234,6 +234,8 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 404: "There is no page at this address.",
                 405: "This page does not accept that kind of request.",
             }
+            # A signed-in visitor keeps the navigation on an error page.
+            await current_user(request)
             response = error_page(request, exc.status, messages.get(exc.status, exc.reason))
     except DomainError as exc:
         response = error_page(request, exc.status, exc.detail)

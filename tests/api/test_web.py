@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from aiohttp.test_utils import TestClient
 
@@ -14,6 +16,17 @@ from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 
 Client = TestClient[Any, Any]
 SESSION = "tt_session"
+NY = "America/New_York"
+_TODAY = datetime.now(UTC).date()
+# A Monday four weeks back (entries may not end in the future), and its neighbours.
+MON = _TODAY - timedelta(days=_TODAY.weekday() + 28)
+SUN, TUE, WED = MON - timedelta(days=1), MON + timedelta(days=1), MON + timedelta(days=2)
+
+
+def utc(day: date, hour: int, zone: str = "UTC") -> str:
+    """``day`` at ``hour``:00 in ``zone``, as the API's UTC timestamp."""
+    moment = datetime.combine(day, time(hour), ZoneInfo(zone))
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def sign_in(
@@ -191,15 +204,15 @@ async def test_user_text_is_escaped(client: Client, admin: Api) -> None:
         "/api/v1/entries",
         {
             "task_id": task["id"],
-            "start": "2026-01-05T09:00:00Z",
-            "end": "2026-01-05T10:00:00Z",
+            "start": utc(MON, 9),
+            "end": utc(MON, 10),
             "note": '<img src=x onerror="alert(1)">',
             "tags": ["<b>tag</b>"],
         },
     )
     assert status == 201
     await sign_in(client)
-    html = await (await client.get("/?week=2026-01-05&task-search=script")).text()
+    html = await (await client.get(f"/?week={MON}&task-search=script")).text()
     assert evil not in html and "<img src=x" not in html and "<b>tag</b>" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=" in html
@@ -253,7 +266,7 @@ async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) 
     assert (await admin.get("/api/v1/timer"))[1]["running"] is None
 
     # A manual entry in the user's zone (UTC here), and its errors in words.
-    entry = {"csrf": csrf, "task-id": task["id"], "date": "2026-01-06", "note": "", "tags": ""}
+    entry = {"csrf": csrf, "task-id": task["id"], "date": str(TUE), "note": "", "tags": ""}
     response = await client.post(
         "/entries", data={**entry, "start": "10:00", "end": "09:00"}, allow_redirects=False
     )
@@ -262,21 +275,21 @@ async def test_timesheet_forms_work_without_scripts(client: Client, admin: Api) 
     response = await client.post(
         "/entries", data={**entry, "start": "09:00", "end": "10:15"}, allow_redirects=False
     )
-    assert response.status == 303 and response.headers["Location"] == "/?week=2026-01-06"
-    day = "/api/v1/entries?from=2026-01-06T00:00:00Z&to=2026-01-07T00:00:00Z"
+    assert response.status == 303 and response.headers["Location"] == f"/?week={TUE}"
+    day = f"/api/v1/entries?from={utc(TUE, 0)}&to={utc(WED, 0)}"
     (saved,) = (await admin.get(day))[1]["items"]
-    assert saved["start"].startswith("2026-01-06T09:00") and saved["duration_s"] == 4500
+    assert saved["start"].startswith(f"{TUE}T09:00") and saved["duration_s"] == 4500
     response = await client.post(
         "/entries", data={**entry, "start": "10:00", "end": "11:00"}, allow_redirects=False
     )
     assert response.status == 409 and "overlaps another of your entries" in await response.text()
-    html = await (await client.get("/?week=2026-01-07")).text()
-    assert 'data-tt-week data-start="2026-01-05"' in html
-    assert 'data-tt-day="2026-01-06" data-total-s="4500"' in html
+    html = await (await client.get(f"/?week={WED}")).text()
+    assert f'data-tt-week data-start="{MON}"' in html
+    assert f'data-tt-day="{TUE}" data-total-s="4500"' in html
     assert 'data-tt-week-total data-total-s="4500"' in html
     response = await client.post(
         "/entries",
-        data={"csrf": csrf, "entry_id": saved["id"], "delete": "1", "week": "2026-01-05"},
+        data={"csrf": csrf, "entry_id": saved["id"], "delete": "1", "week": str(MON)},
         allow_redirects=False,
     )
     assert response.status == 303
@@ -288,24 +301,24 @@ async def test_days_follow_the_users_time_zone(client: Client, admin: Api) -> No
     assert status == 200
     # Sunday of the week before, 23:00-01:00 in New York: one hour in each week.
     status, _ = await admin.post(
-        "/api/v1/entries", {"start": "2026-01-05T04:00:00Z", "end": "2026-01-05T06:00:00Z"}
+        "/api/v1/entries", {"start": utc(SUN, 23, NY), "end": utc(MON, 1, NY)}
     )
     assert status == 201
     # And Sunday afternoon of the week before: not in this week at all.
     status, _ = await admin.post(
-        "/api/v1/entries", {"start": "2026-01-04T15:00:00Z", "end": "2026-01-04T16:00:00Z"}
+        "/api/v1/entries", {"start": utc(SUN, 10, NY), "end": utc(SUN, 11, NY)}
     )
     assert status == 201
-    # 03:00 UTC on Wednesday is 22:00 on Tuesday in New York.
+    # 22:00 on Tuesday in New York is Wednesday in UTC.
     status, _ = await admin.post(
-        "/api/v1/entries", {"start": "2026-01-07T03:00:00Z", "end": "2026-01-07T04:00:00Z"}
+        "/api/v1/entries", {"start": utc(TUE, 22, NY), "end": utc(TUE, 23, NY)}
     )
     assert status == 201
     await sign_in(client)
-    html = await (await client.get("/?week=2026-01-05")).text()
-    assert 'data-tt-day="2026-01-05" data-total-s="3600"' in html
-    assert 'data-tt-day="2026-01-06" data-total-s="3600"' in html
-    assert 'data-tt-day="2026-01-07" data-total-s="0"' in html
+    html = await (await client.get(f"/?week={MON}")).text()
+    assert f'data-tt-day="{MON}" data-total-s="3600"' in html
+    assert f'data-tt-day="{TUE}" data-total-s="3600"' in html
+    assert f'data-tt-day="{WED}" data-total-s="0"' in html
     assert "22:00" in html and "America/New_York" in html
     assert html.count("data-tt-entry-id=") == 2  # the midnight one and Tuesday's
     assert "10:00\u201311:00" not in html

@@ -64,6 +64,7 @@ def test_unknown_page_and_admin_page_for_a_user(page: Page, stack: Stack) -> Non
     response = page.goto("/no/such/page")
     assert response is not None and response.status == 404
     expect(page.locator("h1")).to_have_text("Page not found")
+    expect(page.locator("[data-tt-user]")).to_have_text(user["email"])
     shot(page, "not-found")
 
 
