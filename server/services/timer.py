@@ -223,7 +223,13 @@ class TimerService:
         tree = await self._tasks.tree(principal.account_id)
         pending: tuple[str, str] | None = None
         if task_id is None:
-            assert service is not None and external_id is not None
+            if service is None or external_id is None:
+                # Every caller (API, web form) gets the same answer for a start that
+                # names no task.
+                raise ValidationFailed(
+                    "give either task_id or service and external_id",
+                    [{"field": "task_id", "message": "either task_id or service + external_id"}],
+                )
             found = tree.find_source(service, external_id)
             if found is not None and not tree.is_removed(found):
                 if not tree.visible(principal.user_id, principal.is_admin, found):

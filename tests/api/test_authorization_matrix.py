@@ -16,6 +16,10 @@ Callers, all on account A unless said otherwise (A's tree: Project > Child):
   manager   - manager of Project (the subtree)
   admin     - admin of account A
 Every answer must also be a status the OpenAPI document declares for the operation.
+
+Pages (paths outside /api/) are called with each caller's session cookie from the sign-in
+form, and their forms post the session's CSRF token; they are not followed past a
+redirect, so a signed-out caller's 302/303 to the sign-in page is what is checked.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.api.core import SESSION_COOKIE, csrf_token
 from server.keys import SERVICES
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from tests.fakes.connected import providers
@@ -40,6 +45,22 @@ class World:
     emails: dict[str, str]
     ids: dict[str, str]
     admin: Api
+    # Web pages: each caller's session cookie (signed in through the sign-in form).
+    sessions: dict[str, str] = field(default_factory=dict)
+
+    async def sign_in_pages(self) -> None:
+        jar = self.admin.client.session.cookie_jar
+        for role in ROLES[1:]:
+            jar.clear()  # each caller's cookie goes in its own header, never the jar
+            password = ADMIN_PASSWORD if role == "admin" else PASSWORD
+            response = await self.admin.client.post(
+                "/sign-in",
+                data={"email": self.emails[role], "password": password},
+                allow_redirects=False,
+            )
+            assert response.status == 303, role
+            self.sessions[role] = response.cookies[SESSION_COOKIE].value
+        jar.clear()
 
     async def fresh_child(self) -> str:
         _, task = await self.admin.post(
@@ -157,7 +178,23 @@ async def _own_login(world: World, role: str) -> dict[str, Any]:
     return {"email": world.emails["regular" if role == "anonymous" else role], "password": PASSWORD}
 
 
-ADMIN_ONLY = "401 404 403 403 403 404"  # admin-only on an integration A has not connected
+async def _member_form(world: World, role: str) -> dict[str, Any]:
+    return {"user_id": await world.fresh_user(), "role": "regular"}
+
+
+async def _new_task(world: World, role: str) -> dict[str, Any]:
+    return {"name": f"New {next(_serial)}", "parent_id": world.ids["project"]}
+
+
+async def _start_child(world: World, role: str) -> dict[str, Any]:
+    return {"task_id": world.ids["child"]}
+
+
+RANGE = "?from=2026-01-01&to=2026-01-31&tz=UTC"
+ADMIN_ONLY = "401 404 403 403 403 404"  # admin-only, on an integration A has not connected
+PAGE = "302 200 200 200 200 200"  # signed out: to the sign-in page
+ADMIN_PAGE = "302 200 403 403 403 200"
+PAGE_ADMIN_ONLY = "303 404 403 403 403 404"  # a form of the admin's integrations page
 ANY_USER = "401 200 200 200 200 200"
 ANYONE = "200 200 200 200 200 200"
 
@@ -174,7 +211,7 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /invite/{token}": Row(ANYONE, params=_fresh_invitation),
     "GET /api/v1/tasks": Row(ANY_USER),
-    "POST /api/v1/tasks": Row("401 404 403 403 201 201", body=None),  # body set below
+    "POST /api/v1/tasks": Row("401 404 403 403 201 201", body=_new_task),
     "GET /api/v1/tasks/{id}": Row("401 404 200 200 200 200", params=_child),
     "PATCH /api/v1/tasks/{id}": Row(
         "401 404 403 403 200 200", body=body({"name": "Renamed"}), params=_fresh_child
@@ -192,7 +229,7 @@ MATRIX: dict[str, Row] = {
     ),
     "GET /api/v1/match": Row(ANY_USER, query="?url=https%3A%2F%2Fexample.com%2Fx"),
     "GET /api/v1/timer": Row(ANY_USER),
-    "POST /api/v1/timer/start": Row("401 404 403 201 201 201", body=None),  # below
+    "POST /api/v1/timer/start": Row("401 404 403 201 201 201", body=_start_child),
     "POST /api/v1/timer/stop": Row(ANY_USER, body=body({})),
     "GET /api/v1/entries": Row(ANY_USER),
     "POST /api/v1/entries": Row("401 404 403 201 201 201", body=_own_entry_times),
@@ -210,7 +247,8 @@ MATRIX: dict[str, Row] = {
         "401 400 403 403 403 400", body=body({"api_token": "wrong-token"})
     ),
     "POST /api/v1/integrations/asana": Row("401 200 403 403 403 200"),
-    "GET /api/v1/integrations/asana/callback": Row("400 400 400 400 400 400"),
+    # Back to the integrations page, with what happened (here: no code, no state).
+    "GET /api/v1/integrations/asana/callback": Row("303 303 303 303 303 303"),
     "GET /api/v1/integrations/asana/workspaces": Row(ADMIN_ONLY),
     "PUT /api/v1/integrations/asana/workspaces": Row(ADMIN_ONLY, body=body({"selected": ["1"]})),
     "GET /api/v1/integrations/asana/coworkers": Row(ADMIN_ONLY),
@@ -243,22 +281,53 @@ MATRIX: dict[str, Row] = {
         "401 404 404 404 404 404", params=_heyspace
     ),
     "GET /api/v1/openapi.json": Row(ANYONE),
+    "PATCH /api/v1/me": Row(ANY_USER, body=body({"name": "Renamed"})),
+    "GET /api/v1/reports/summary": Row(ANY_USER, query=RANGE),
+    "GET /api/v1/reports/entries.csv": Row(ANY_USER, query=RANGE),
+    "GET /api/v1/reports/entries.xlsx": Row(ANY_USER, query=RANGE),
+    # -- web pages (session cookie; forms post their CSRF token and nothing else, so an
+    # allowed caller meets the form's own validation, a refused one the refusal) --
+    "GET /": Row(ANYONE),
+    "GET /static": Row(ANYONE, query="/app.css"),
+    "POST /sign-in": Row("303 303 303 303 303 303", body=_own_login),
+    "GET /reports": Row(PAGE),
+    "GET /tasks": Row(PAGE),
+    "GET /integrations": Row(ADMIN_PAGE),
+    "GET /team": Row(ADMIN_PAGE),
+    "POST /invite/{token}": Row(
+        "303 303 303 303 303 303", body=body({"password": PASSWORD}), params=_fresh_invitation
+    ),
+    "POST /entries": Row("303 400 400 400 400 400"),
+    "POST /timer/start": Row("303 404 403 303 303 303", body=_start_child),
+    "POST /timer/stop": Row("303 303 303 303 303 303"),
+    "POST /sync": Row("303 303 303 303 303 303"),
+    "POST /tasks/new": Row("303 404 403 403 303 303", body=_new_task),
+    "POST /tasks/{id}/rename": Row(
+        "303 404 403 403 303 303", body=body({"name": "Renamed"}), params=_fresh_child
+    ),
+    "POST /tasks/{id}/move": Row("303 404 403 403 403 303", params=_fresh_child),
+    "POST /tasks/{id}/archive": Row("303 404 403 403 303 303", params=_fresh_child),
+    "POST /tasks/{id}/members": Row(
+        "303 404 403 403 303 303", body=_member_form, params=_fresh_child
+    ),
+    "POST /tasks/{id}/members/{user_id}": Row(
+        "303 404 403 403 303 303", body=body({"role": "guest"}), params=_fresh_member
+    ),
+    "POST /team/users": Row("303 303 403 403 403 303", body=_new_user),
+    "POST /team/users/{id}": Row("303 404 403 403 403 303", params=_fresh_user),
+    "POST /integrations/{service}/enable": Row("303 400 403 403 403 400", params=_heyspace),
+    "POST /integrations/{service}/reenable": Row("303 400 403 403 403 400", params=_heyspace),
+    "POST /integrations/{service}/settings": Row(PAGE_ADMIN_ONLY, params=_heyspace),
+    "POST /integrations/{service}/sync": Row(PAGE_ADMIN_ONLY, params=_heyspace),
+    "POST /integrations/{service}/unlink": Row(PAGE_ADMIN_ONLY, params=_heyspace),
+    "POST /integrations/asana/workspaces": Row(PAGE_ADMIN_ONLY),
+    "POST /integrations/asana/invite": Row("303 400 403 403 403 400"),
+    # Last of the pages: it ends each caller's session (they sign in again afterwards).
+    "POST /sign-out": Row("303 303 303 303 303 303"),
     "GET /health": Row(ANYONE),
     # Last: it revokes each caller's token (they sign in again afterwards).
     "POST /api/v1/auth/logout": Row("401 204 204 204 204 204"),
 }
-
-
-async def _new_task(world: World, role: str) -> dict[str, Any]:
-    return {"name": f"New {next(_serial)}", "parent_id": world.ids["project"]}
-
-
-async def _start_child(world: World, role: str) -> dict[str, Any]:
-    return {"task_id": world.ids["child"]}
-
-
-MATRIX["POST /api/v1/tasks"].body = _new_task
-MATRIX["POST /api/v1/timer/start"].body = _start_child
 
 
 async def build_world(admin: Api) -> World:
@@ -281,6 +350,11 @@ async def build_world(admin: Api) -> World:
     return World(apis, emails, {"project": project["id"], "child": child["id"]}, admin)
 
 
+def is_page(key: str) -> bool:
+    path = key.split(" ", 1)[1]
+    return not path.startswith(("/api/", "/health"))
+
+
 def app_routes(client: Any) -> set[str]:
     return {
         f"{r.method} {r.resource.canonical}"
@@ -296,8 +370,28 @@ async def call(world: World, role: str, key: str, row: Row) -> int:
         path = path.replace("{" + name + "}", value)
     payload = await row.body(world, role)
     api = world.apis[role]
+    if is_page(key):
+        # Pages authenticate by the session cookie; forms carry its CSRF token.
+        session = world.sessions.get(role)
+        cookie = {"Cookie": f"{SESSION_COOKIE}={session}"} if session else {}
+        api.client.session.cookie_jar.clear()
+        form = dict(payload or {})
+        if session and method == "POST":
+            form.setdefault("csrf", csrf_token(session))
+        response = await api.client.request(
+            method,
+            path + row.query,
+            data=form if method == "POST" else None,
+            headers=cookie,
+            allow_redirects=False,
+        )
+        status = response.status
+        await response.read()
+        return status
     headers = {"Authorization": f"Bearer {api.token}"} if api.token else {}
-    response = await api.client.request(method, path + row.query, json=payload, headers=headers)
+    response = await api.client.request(
+        method, path + row.query, json=payload, headers=headers, allow_redirects=False
+    )
     status = response.status
     if row.stream:
         response.close()
@@ -322,6 +416,7 @@ async def check_matrix(admin: Api) -> None:
 
     _, document = await Api(admin.client).get("/api/v1/openapi.json")
     world = await build_world(admin)
+    await world.sign_in_pages()
     wrong: list[str] = []
     undeclared: list[str] = []
     for key, row in MATRIX.items():
@@ -333,6 +428,9 @@ async def check_matrix(admin: Api) -> None:
                 wrong.append(f"{key} as {role}: {status} (expected {expected})")
             if declared is not None and str(status) not in declared:
                 undeclared.append(f"{key} as {role}: {status} not in the OpenAPI document")
+        if key in ("POST /sign-in", "POST /sign-out", "POST /invite/{token}"):
+            # These end the session the caller came with: sign in again.
+            await world.sign_in_pages()
         if key == "POST /api/v1/auth/logout":
             for role in ROLES[1:]:
                 email = world.emails[role]
