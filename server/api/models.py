@@ -172,7 +172,12 @@ class MePatch(Body):
             str,
             StringConstraints(min_length=1, max_length=64),
             WithJsonSchema(
-                {"type": "string", "description": "IANA time zone name, e.g. Europe/Warsaw"}
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "description": "IANA time zone name, e.g. Europe/Warsaw",
+                }
             ),
         ]
         | None

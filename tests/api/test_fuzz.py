@@ -90,4 +90,4 @@ def test_the_server_answers_as_its_document_says(fuzz_stack: Stack, role: str) -
     assert len(operations) >= 40  # the whole document, not a filtered part of it
     failures, cases = run_schemathesis(schema)
     assert cases > 10 * len(operations)
-    assert failures == []
+    assert failures == [], "\n\n".join(failures)
