@@ -176,6 +176,27 @@ def tasktimer_server(
                 print(f"  server logged {len(errors)} error line(s); first: {errors[0][:300]}")
 
 
+def proc_memory(pid: int) -> dict[str, float]:
+    """``VmHWM`` (peak) and ``VmRSS`` of a process in MB (10^6 bytes)."""
+    values: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                values[key] = int(rest.split()[0]) * 1024 / 1e6
+    return {"peak_mb": values["VmHWM"], "rss_mb": values["VmRSS"]}
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset the process's VmHWM to its current RSS (Linux >= 4.0)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the whole suite:
+#   web-ext lint on the Firefox package (Node for this step only),
 #   ruff, mypy --strict, and pytest (store contract suite on SQLite and on MongoDB over the
 #   wire, API, integrations against fake providers, extension end-to-end in Chromium).
 # MongoDB: TT_TEST_MONGODB_URL when set, else the mongoeco wire server (Python >= 3.13).
@@ -41,6 +42,18 @@ if [ -z "${TT_TEST_MONGODB_URL:-}" ]; then
     touch .venv-mongo/.installed
   fi
 fi
+
+# Mozilla's web-ext lints the Firefox package; Node is needed for this step only (the
+# server and its tests never use it). Versions are pinned by tools/firefox-lint's lock file.
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm ci --prefix tools/firefox-lint --no-audit --no-fund --loglevel=error
+echo "== web-ext lint (Firefox package)"
+.venv/bin/python extension/package_firefox.py
+tools/firefox-lint/node_modules/.bin/web-ext lint --source-dir extension/dist/firefox --output text
 
 echo "== ruff"
 .venv/bin/ruff check server tests bench

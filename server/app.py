@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp_cors
 from aiohttp import web
 
-from .api import pages
+from . import web as pages
 from .api.core import Ctx, origin_allowed, request_middleware
 from .api.openapi import build_openapi
 from .api.routes import api
@@ -19,6 +19,7 @@ from .keys import SERVICES, SETTINGS
 from .services.container import Services, build_services
 from .settings import Settings
 from .store.factory import open_backend
+from .web.core import csrf_middleware, page_middleware
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,12 @@ async def _bootstrap_admin(services: Services) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[request_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        # Outermost first: request ids, logging and API errors; then HTML error pages and
+        # security headers for the pages; then the CSRF check for cookie sessions.
+        middlewares=[request_middleware, page_middleware, csrf_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -67,9 +73,15 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(integrations_ctx)
 
     from .api.integrations import api as integrations_api
+    from .api.reports import api as reports_api
 
-    routes = [*api.install(app), *integrations_api.install(app), *pages.install(app)]
-    document = build_openapi(_merged(api, integrations_api), version=_version())
+    routes = [
+        *api.install(app),
+        *integrations_api.install(app),
+        *reports_api.install(app),
+        *pages.install(app),
+    ]
+    document = build_openapi(_merged(api, integrations_api, reports_api), version=_version())
 
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(document)

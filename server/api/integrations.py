@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import html
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..domain.errors import DomainError, ValidationFailed
+from ..integrations.base import SERVICES
 from . import models as m
 from .core import Api, Ctx, decode_cursor, envelope, page_of
 
@@ -30,19 +32,38 @@ class PivotalEnable(m.Body):
     api_token: Secret
 
 
-class Reenable(m.Body):
-    email: ProviderEmail | None = None
-    password: Secret | None = None
-    api_token: Secret | None = None
+class Unreadable(BaseModel):
+    """An item the sync could read but whose contents it could not (e.g. an Asana project
+    the owner may not open): everything stored under it was kept as it was."""
+
+    external_id: str
+    name: str
+    kind: str
 
 
 class SyncSummary(BaseModel):
     id: str
     state: Literal["queued", "running", "succeeded", "failed"]
+    requested_at: str | None = None
     started_at: str | None
     finished_at: str | None
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(
+        description="created, updated, archived, removed, unchanged, and requests "
+        "(provider requests this sync sent)"
+    )
     error: str | None
+    unreadable: list[Unreadable] = Field(default_factory=list)
+
+
+class PollSummary(BaseModel):
+    """The latest light incremental check (new and changed items only)."""
+
+    at: str
+    requests: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
 
 
 class IntegrationOut(BaseModel):
@@ -51,9 +72,14 @@ class IntegrationOut(BaseModel):
     owner_user_id: str | None
     root_task_id: str | None
     last_sync: SyncSummary | None
+    last_poll: PollSummary | None = None
     next_sync_at: str | None
     settings: dict[str, Any]
     error: str | None = None
+
+
+class AuthorizeOut(BaseModel):
+    authorize_url: str
 
 
 class SyncStarted(BaseModel):
@@ -66,6 +92,7 @@ class SyncOut(SyncSummary):
 
 
 class IntegrationSettings(m.Body):
+    NOT_NULL = ("keywords_from_ids",)
     keywords_from_ids: bool | None = None
 
 
@@ -119,67 +146,98 @@ _enable_route("heyspace", "HeySpace", HeySpaceEnable)
 _enable_route("pivotaltracker", "Pivotal Tracker", PivotalEnable)
 
 
-@api.route(
-    "POST",
-    "/api/v1/integrations/{service}/reenable",
-    summary="New credentials for an existing integration (same task ids)",
-    tag="integrations",
-    body=Reenable,
-    response=IntegrationOut,
-    errors=(403, 404),
-)
-async def reenable(ctx: Ctx) -> Any:
-    service = _service(ctx)
-    body: Reenable = ctx.body
-    if service == "heyspace" and not (body.email and body.password):
-        raise ValidationFailed(
-            "email and password are required",
-            [
-                {"field": "email", "message": "required"},
-                {"field": "password", "message": "required"},
-            ],
+def _reenable_route(service: str, name: str, body: type[m.Body] | None) -> None:
+    # One route per tool (the path API.md writes as {service}/reenable), so that each
+    # declares the credentials its tool needs.
+    async def reenable(ctx: Ctx) -> Any:
+        if service == "asana":
+            return await ctx.services.sync.asana.start(ctx.user, reenable=True)
+        return await ctx.services.sync.enable(
+            ctx.user, service, ctx.body.model_dump(), reenable=True
         )
-    if service == "pivotaltracker" and not body.api_token:
-        raise ValidationFailed(
-            "api_token is required", [{"field": "api_token", "message": "required"}]
-        )
-    if service == "asana":
-        return await ctx.services.sync.asana.start(ctx.user, reenable=True)
-    return await ctx.services.sync.enable(
-        ctx.user, service, body.model_dump(exclude_none=True), reenable=True
-    )
+
+    reenable.__name__ = f"reenable_{service}"
+    api.route(
+        "POST",
+        f"/api/v1/integrations/{service}/reenable",
+        summary=f"New credentials for the existing {name} integration (same task ids)"
+        + (": returns the OAuth authorize URL" if body is None else ""),
+        tag="integrations",
+        body=body,
+        response=AuthorizeOut if body is None else IntegrationOut,
+        errors=(403, 404, 409),
+    )(reenable)
 
 
-@api.route(
+_reenable_route("heyspace", "HeySpace", HeySpaceEnable)
+_reenable_route("pivotaltracker", "Pivotal Tracker", PivotalEnable)
+_reenable_route("asana", "Asana", None)
+
+
+ServiceHandler = Callable[[Ctx, str], Awaitable[Any]]
+
+
+def _per_tool(
+    method: str,
+    summary: str,
+    *,
+    body: type[m.Body] | None = None,
+    response: Any = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+) -> Callable[[ServiceHandler], ServiceHandler]:
+    """``handler(ctx, service)`` on ``/api/v1/integrations/<tool>`` for each tool. Concrete
+    paths, because POST on these same paths connects a tool: a ``{service}`` template
+    beside them would make the document claim POST is not supported there."""
+
+    def register(handler: ServiceHandler) -> ServiceHandler:
+        for service in SERVICES:
+
+            async def bound(ctx: Ctx, service: str = service) -> Any:
+                return await handler(ctx, service)
+
+            bound.__name__ = f"{handler.__name__}_{service}"
+            api.route(
+                method,
+                f"/api/v1/integrations/{service}",
+                summary=summary,
+                tag="integrations",
+                body=body,
+                response=response,
+                status=status,
+                errors=errors,
+            )(bound)
+        return handler
+
+    return register
+
+
+@_per_tool(
     "PATCH",
-    "/api/v1/integrations/{service}",
-    summary="Change integration settings",
-    tag="integrations",
+    "Change integration settings",
     body=IntegrationPatch,
     response=IntegrationOut,
     errors=(403, 404),
 )
-async def patch_integration(ctx: Ctx) -> Any:
-    settings = ctx.body.settings.model_dump(exclude_none=True)
-    return await ctx.services.sync.update_settings(ctx.user, _service(ctx), settings)
+async def patch_integration(ctx: Ctx, service: str) -> Any:
+    settings = ctx.body.settings.model_dump(exclude_unset=True)
+    return await ctx.services.sync.update_settings(ctx.user, service, settings)
 
 
-@api.route(
+@_per_tool(
     "DELETE",
-    "/api/v1/integrations/{service}",
-    summary="Unlink: forget credentials, archive the tree, keep entries",
-    tag="integrations",
+    "Unlink: forget credentials, archive the tree, keep entries",
     status=204,
     errors=(403, 404),
 )
-async def unlink(ctx: Ctx) -> None:
-    await ctx.services.sync.unlink(ctx.user, _service(ctx))
+async def unlink(ctx: Ctx, service: str) -> None:
+    await ctx.services.sync.unlink(ctx.user, service)
 
 
 @api.route(
     "POST",
     "/api/v1/integrations/{service}/sync",
-    summary="Force synchronization (joins a running one)",
+    summary="Force synchronization (a sync that starts no earlier than this request)",
     tag="integrations",
     response=SyncStarted,
     status=202,
@@ -221,15 +279,28 @@ async def get_sync(ctx: Ctx) -> Any:
 # -- Asana ----------------------------------------------------------------------------
 
 
-class AuthorizeOut(BaseModel):
-    authorize_url: str
+# OAuth parameters are printable ASCII (RFC 6749, appendix A); the bounds keep the encoded
+# request line within the HTTP parser's limit (8190 bytes).
+OAUTH_CHARS = r"^[\x20-\x7e]*$"
+
+
+OAuthCode = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=OAUTH_CHARS)]
+OAuthState = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=OAUTH_CHARS)]
+OAuthError = Annotated[str, StringConstraints(max_length=200, pattern=OAUTH_CHARS)]
+OAuthText = Annotated[str, StringConstraints(max_length=500, pattern=OAUTH_CHARS)]
 
 
 class CallbackQuery(m.Query):
-    code: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
-    state: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
-    error: str | None = None
-    error_description: str | None = None
+    # A browser lands here from Asana: parameters we do not know are ignored, never a
+    # JSON error page.
+    model_config = ConfigDict(extra="ignore")
+
+    code: OAuthCode | None = None
+    state: OAuthState | None = None
+    # RFC 6749 4.1.2.1: what the authorization server sends back when it refuses.
+    error: OAuthError | None = None
+    error_description: OAuthText | None = None
+    error_uri: OAuthText | None = None
 
 
 class WorkspaceOut(BaseModel):
@@ -256,6 +327,9 @@ class InvitationOut(BaseModel):
     status: Literal["invited", "already_a_user"]
     user_id: str | None
     invite_url: str | None
+    mail: m.MailOutcome | None = Field(
+        default=None, description=m.MAIL_DESCRIPTION + " Null for `already_a_user`."
+    )
 
 
 @api.route(
@@ -270,49 +344,43 @@ async def asana_start(ctx: Ctx) -> Any:
     return await ctx.services.sync.asana.start(ctx.user, reenable=False)
 
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Tasktimer and Asana</title><style>body{{font:16px system-ui,sans-serif;max-width:32rem;
-margin:3rem auto;padding:0 1rem}}</style></head><body><h1>{title}</h1><p>{text}</p>
-</body></html>"""
+def _back_to_page(**notice: str) -> web.Response:
+    """Back to the integrations page (always this relative path: never an open redirect),
+    with what happened in the query for the page to put into words."""
+    return web.Response(
+        status=303,
+        headers={
+            "Location": f"/integrations?{urlencode(notice)}",
+            "Cache-Control": "no-store",
+            # The callback URL carries the one-time code and state.
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @api.route(
     "GET",
     "/api/v1/integrations/asana/callback",
-    summary="OAuth redirect target: completes the Asana connection",
+    # 303 to /integrations?connected=asana, or ?asana_error=<code>&asana_error_description=
+    # when Asana refused (access_denied, forbidden_scopes) or the state was unusable.
+    summary="OAuth redirect target: completes the Asana connection, back to /integrations",
     tag="asana",
     query=CallbackQuery,
     auth=False,
-    response="text/html",
+    status=303,
 )
 async def asana_callback(ctx: Ctx) -> Any:
     q: CallbackQuery = ctx.query
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     if q.error or not q.code or not q.state:
-        text = "Asana did not grant access" + (f": {html.escape(q.error)}" if q.error else ".")
-        return web.Response(
-            status=400,
-            content_type="text/html",
-            headers=headers,
-            text=_PAGE.format(title="Not connected", text=text),
+        return _back_to_page(
+            asana_error=q.error or "invalid_request",
+            asana_error_description=(q.error_description or "")[:300],
         )
     try:
         await ctx.services.sync.asana.callback(q.code, q.state)
     except DomainError as exc:
-        return web.Response(
-            status=exc.status,
-            content_type="text/html",
-            headers=headers,
-            text=_PAGE.format(title="Not connected", text=html.escape(exc.detail)),
-        )
-    return web.Response(
-        content_type="text/html",
-        headers=headers,
-        text=_PAGE.format(
-            title="Asana is connected",
-            text="The first synchronization has started. You can close this tab.",
-        ),
-    )
+        return _back_to_page(asana_error=exc.code, asana_error_description=exc.detail[:300])
+    return _back_to_page(connected="asana")
 
 
 @api.route(
@@ -364,7 +432,7 @@ async def asana_coworkers(ctx: Ctx) -> Any:
     body=InvitationsBody,
     response=m.list_of(InvitationOut),
     status=201,
-    errors=(403,),
+    errors=(403, 404, 409),
 )
 async def asana_invite(ctx: Ctx) -> Any:
     items = await ctx.services.sync.asana.invite(ctx.user, [str(e) for e in ctx.body.emails])

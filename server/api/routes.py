@@ -11,12 +11,12 @@ from aiohttp import web
 from ..domain.errors import RateLimited, Unauthorized, ValidationFailed
 from ..jsonutil import dumps_str
 from ..keys import SETTINGS
+from ..services.accounts import Invite, public_user
 from . import models as m
 from .core import (
     Api,
     Ctx,
-    authenticate,
-    bearer,
+    credential,
     decode_cursor,
     envelope,
     page_of,
@@ -32,12 +32,11 @@ TOKEN_RECHECK_S = 5.0
 # -- auth and users -----------------------------------------------------------------
 
 
-def _user(doc: dict[str, Any], invite_url: str | None = None) -> dict[str, Any]:
-    from ..services.accounts import public_user
-
+def _user(doc: dict[str, Any], invite: Invite | None = None) -> dict[str, Any]:
     out = public_user(doc)
-    if invite_url:
-        out["invite_url"] = invite_url
+    if invite is not None:
+        out["invite_url"] = invite.url
+        out["mail"] = invite.mail
     return out
 
 
@@ -66,6 +65,20 @@ async def logout(ctx: Ctx) -> None:
 @api.route("GET", "/api/v1/me", summary="The signed-in user", tag="auth", response=m.UserOut)
 async def me(ctx: Ctx) -> Any:
     return _user(await ctx.services.accounts.get_user(ctx.user.account_id, ctx.user.user_id))
+
+
+@api.route(
+    "PATCH",
+    "/api/v1/me",
+    summary="Change your own name or time zone",
+    tag="auth",
+    body=m.MePatch,
+    response=m.UserOut,
+    errors=(400,),
+)
+async def patch_me(ctx: Ctx) -> Any:
+    changes = patch_changes(ctx.body, ("name", "time_zone"))
+    return _user(await ctx.services.accounts.update_me(ctx.user, changes))
 
 
 @api.route(
@@ -99,10 +112,10 @@ async def list_users(ctx: Ctx) -> Any:
 )
 async def create_user(ctx: Ctx) -> Any:
     b: m.UserCreate = ctx.body
-    user, invite_url = await ctx.services.accounts.create_user(
+    user, invite = await ctx.services.accounts.create_user(
         ctx.user, b.email, b.name, b.password, b.role
     )
-    return _user(user, invite_url)
+    return _user(user, invite)
 
 
 @api.route(
@@ -115,7 +128,7 @@ async def create_user(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_user(ctx: Ctx) -> Any:
-    changes = ctx.body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = patch_changes(ctx.body)
     return _user(await ctx.services.accounts.update_user(ctx.user, ctx.match("id"), changes))
 
 
@@ -150,14 +163,17 @@ async def accept_invitation(ctx: Ctx) -> Any:
 )
 async def list_tasks(ctx: Ctx) -> Any:
     q: m.TaskQuery = ctx.query
-    items = await ctx.services.tasks.list_tasks(
+    offset = decode_cursor(q.cursor)
+    items, has_more = await ctx.services.tasks.list_page(
         ctx.user,
         q=q.q,
         parent_id=q.parent_id,
         include_archived=q.include_archived,
         trackable=q.trackable,
+        skip=offset,
+        limit=q.limit,
     )
-    return page_of(items, q.cursor, q.limit)
+    return envelope(items, offset, q.limit, has_more)
 
 
 @api.route(
@@ -191,7 +207,7 @@ async def create_task(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_task(ctx: Ctx) -> Any:
-    changes = patch_changes(ctx.body, ("name", "archived", "keywords"))
+    changes = patch_changes(ctx.body)
     return await ctx.services.tasks.update(ctx.user, ctx.match("id"), changes)
 
 
@@ -289,7 +305,8 @@ async def get_timer(ctx: Ctx) -> Any:
     body=m.StartBody,
     response=m.StartOut,
     status=201,
-    errors=(403, 404),
+    errors=(403, 404, 409),
+    headers=(("Idempotency-Key", m.IDEMPOTENCY_KEY),),
 )
 async def start_timer(ctx: Ctx) -> Any:
     b: m.StartBody = ctx.body
@@ -315,7 +332,7 @@ async def start_timer(ctx: Ctx) -> Any:
 
 def _idempotency_key(ctx: Ctx) -> str | None:
     key = ctx.request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
+    if key is not None and not m.is_idempotency_key(key):
         raise ValidationFailed(
             "Idempotency-Key must be 1-200 printable ASCII characters",
             [{"field": "Idempotency-Key", "message": "1-200 printable ASCII characters"}],
@@ -330,7 +347,8 @@ def _idempotency_key(ctx: Ctx) -> str | None:
     tag="timer",
     body=m.StopBody,
     response=m.StopOut,
-    errors=(404,),
+    errors=(404, 409),
+    headers=(("Idempotency-Key", m.IDEMPOTENCY_KEY),),
 )
 async def stop_timer(ctx: Ctx) -> Any:
     stopped = await ctx.services.timer.stop(
@@ -395,7 +413,7 @@ async def create_entry(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_entry(ctx: Ctx) -> Any:
-    changes = patch_changes(ctx.body, ("start", "note", "tags"))
+    changes = patch_changes(ctx.body)
     return await ctx.services.timer.update_entry(ctx.user, ctx.match("id"), changes)
 
 
@@ -416,12 +434,13 @@ async def delete_entry(ctx: Ctx) -> None:
     "/api/v1/events",
     summary="Server-Sent Events: timer, entry, tasks",
     tag="timer",
-    auth=False,
+    response="text/event-stream",
+    errors=(429,),
 )
 async def events(ctx: Ctx) -> Any:
     request = ctx.request
-    principal = await authenticate(request, ctx.services)
-    token = bearer(request) or ""
+    principal = ctx.user
+    token, token_kind = credential(request) or ("", "api")
     if ctx.services.events.subscriber_count(principal.account_id, principal.user_id) >= (
         MAX_STREAMS_PER_USER
     ):
@@ -439,11 +458,12 @@ async def events(ctx: Ctx) -> Any:
     async with ctx.services.events.subscribe(principal.account_id, principal.user_id) as queue:
         await response.prepare(request)
         running = await ctx.services.timer.running(principal)
-        await response.write(_sse("timer", dumps_str({"running": running})))
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         next_check = loop.time() + TOKEN_RECHECK_S
+        # A client may go away at any write, the first one too: that ends the stream.
         with contextlib.suppress(ConnectionResetError):
+            await response.write(_sse("timer", dumps_str({"running": running})))
             # Wake up every second to notice a closed connection promptly, so that a
             # vanished client does not keep its queue until the next keep-alive.
             while request.transport is not None and not request.transport.is_closing():
@@ -454,7 +474,7 @@ async def events(ctx: Ctx) -> Any:
                         # A stream must end when its token is revoked or its user leaves.
                         next_check = loop.time() + TOKEN_RECHECK_S
                         try:
-                            await ctx.services.accounts.authenticate(token)
+                            await ctx.services.accounts.authenticate(token, token_kind)
                         except Unauthorized:
                             break
                     if loop.time() - last_write >= keepalive:

@@ -16,6 +16,7 @@ import json
 import random
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -31,6 +32,7 @@ from .base import (
     CredentialsSaver,
     ProviderAuthError,
     ProviderError,
+    ProviderForbidden,
     ProviderRateLimited,
 )
 
@@ -78,6 +80,86 @@ class RetryPolicy:
     # either succeeds or spends one of the bounded attempts.
     retry_after_cap: float = 60.0
     timeout: float = 30.0
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests in any 60 seconds, for everything sharing it.
+
+    One limiter exists per integration (one provider token): the full sync and the
+    incremental checks of that integration draw from the same budget. Requests are counted
+    in one-second buckets (61 counters, whatever the rate), a slightly conservative sliding
+    window: a sync may spend the minute's budget at once (small accounts sync within
+    seconds) and then waits; a page offset that went stale meanwhile is refused by the
+    provider and the connector restarts that listing. A 429 with ``Retry-After`` holds
+    every request of the limiter until then. ``per_minute`` <= 0 means no limit (only
+    429s then slow us down).
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sleep = sleep
+        self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
+        self._total = 0
+        self._hold_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def hold(self, seconds: float) -> None:
+        self._hold_until = max(self._hold_until, self._clock() + seconds)
+
+    def used(self) -> int:
+        """Requests sent within the current window."""
+        self._expire(int(self._clock()))
+        return self._total
+
+    def _expire(self, second: int) -> None:
+        # Buckets are whole seconds: counting 61 of them makes the window at least 60 s.
+        while self._buckets and self._buckets[0][0] <= second - 61:
+            self._total -= self._buckets.popleft()[1]
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                if self._hold_until > now:
+                    await self._sleep(self._hold_until - now)
+                    continue
+                if self.per_minute <= 0:
+                    return
+                second = int(now)
+                self._expire(second)
+                if self._total < self.per_minute:
+                    if self._buckets and self._buckets[-1][0] == second:
+                        self._buckets[-1][1] += 1
+                    else:
+                        self._buckets.append([second, 1])
+                    self._total += 1
+                    return
+                await self._sleep(max(0.01, self._buckets[0][0] + 61 - now))
+
+
+class RequestMeter:
+    """Counts the requests of one connector (one sync or one incremental check) and sends
+    them through the integration's shared rate limiter."""
+
+    def __init__(self, limiter: RateLimiter | None = None) -> None:
+        self.limiter = limiter
+        self.count = 0
+
+    async def before_request(self) -> None:
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        self.count += 1
+
+    def rate_limited(self, pause: float) -> None:
+        if self.limiter is not None:
+            self.limiter.hold(pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +236,8 @@ class ProviderHTTP:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._jitter = jitter
+        # Every request sent through this client, for the whole process.
+        self.requests = 0
 
     def backoff(self, attempt: int) -> float:
         """Equal jitter: half the exponential step is fixed, half random, so clients that
@@ -170,12 +254,16 @@ class ProviderHTTP:
         headers: Mapping[str, str] | None = None,
         form: Mapping[str, str] | str | None = None,
         idempotent: bool | None = None,
+        meter: RequestMeter | None = None,
     ) -> ProviderResponse:
         """Send one logical request and return its decoded JSON body.
 
         Non-idempotent requests (token grants) are retried only on 429: the provider did
         not act on them, whereas after a lost 5xx answer a single-use code or a rotated
         refresh token may already be spent.
+
+        ``meter`` counts every attempt sent (retries included: the provider counts them
+        against the rate limit too) and waits for its rate limiter before each.
         """
         method = method.upper()
         retry_any = method in _IDEMPOTENT if idempotent is None else idempotent
@@ -195,6 +283,9 @@ class ProviderHTTP:
 
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            if meter is not None:
+                await meter.before_request()
+            self.requests += 1
             try:
                 # Redirects are not followed: aiohttp would forward custom credential headers
                 # such as X-TrackerToken to whatever host the redirect names.
@@ -225,7 +316,10 @@ class ProviderHTTP:
                         f"{where}: still rate limited (429) after {attempt} attempt(s)",
                         status=status,
                     )
-                await self._sleep(self._pause(resp_headers, attempt))
+                pause = self._pause(resp_headers, attempt)
+                if meter is not None:
+                    meter.rate_limited(pause)
+                await self._sleep(pause)
                 continue
             if status >= 500:
                 if last or not retry_any:
@@ -242,13 +336,16 @@ class ProviderHTTP:
                     status=status,
                 )
             if status == 403:
-                raise ProviderAuthError(
+                raise ProviderForbidden(
                     f"{where}: access forbidden (403){self._excerpt(raw, secrets)}",
                     status=status,
+                    provider_code=self._error_code(raw),
                 )
             if status >= 300:
                 raise ProviderError(
-                    f"{where}: HTTP {status}{self._excerpt(raw, secrets)}", status=status
+                    f"{where}: HTTP {status}{self._excerpt(raw, secrets)}",
+                    status=status,
+                    provider_code=self._error_code(raw),
                 )
             return ProviderResponse(status, resp_headers, self._decode(raw, where))
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
@@ -259,8 +356,9 @@ class ProviderHTTP:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        meter: RequestMeter | None = None,
     ) -> ProviderResponse:
-        return await self.request("GET", url, params=params, headers=headers)
+        return await self.request("GET", url, params=params, headers=headers, meter=meter)
 
     def _pause(self, headers: CIMultiDictProxy[str], attempt: int) -> float:
         asked = parse_retry_after(headers.get("Retry-After"))
@@ -275,6 +373,20 @@ class ProviderHTTP:
             return ""
         text = redact(" ".join(text.split()), secrets)[:_EXCERPT]
         return f": {text}"
+
+    @staticmethod
+    def _error_code(raw: bytes) -> str | None:
+        """A short machine-readable code from an error body (``code`` or ``error``)."""
+        try:
+            body = json.loads(raw[:4096])
+        except ValueError:
+            return None
+        if isinstance(body, dict):
+            for key in ("code", "error"):
+                value = body.get(key)
+                if isinstance(value, str) and len(value) <= 64:
+                    return value
+        return None
 
     @staticmethod
     def _decode(raw: bytes, where: str) -> Any:
@@ -326,6 +438,8 @@ async def token_grant(
         resp = await http.request("POST", url, form=form)
     except ProviderAuthError:
         raise
+    except ProviderForbidden:
+        raise ProviderAuthError(f"{provider} refused the grant", status=403) from None
     except ProviderError as exc:
         if exc.status == 400:
             raise ProviderAuthError(f"{provider} refused the grant", status=400) from None

@@ -10,12 +10,27 @@ announced total makes the snapshot incomplete rather than short.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
-from .base import Credentials, ProviderAuthError, ProviderError, Service, SnapshotNode
-from .http import Params, ProviderHTTP, ProviderResponse, paginate
+from .base import (
+    ChangeState,
+    Credentials,
+    ProviderAuthError,
+    ProviderError,
+    ProviderForbidden,
+    Service,
+    SnapshotNode,
+)
+from .changes import EPOCH, advance, new_mark, pick_round, query_after, server_now
+from .http import Params, ProviderHTTP, ProviderResponse, RequestMeter, paginate
 
 STORY_PAGE_SIZE = 500
+# A stories listing whose total changed while it was paged is read again, this often.
+RELIST_ATTEMPTS = 3
+# Incremental checks ask for stories updated this long before the last one seen: stories
+# updated within the same second as that one are not missed.
+OVERLAP_S = 2.0
 STORY_FIELDS = "id,name,story_type,current_state,updated_at,url"
 WEB_URL = "https://www.pivotaltracker.com"
 
@@ -47,9 +62,30 @@ def _auth(api_token: str) -> dict[str, str]:
     return {"X-TrackerToken": api_token}
 
 
+async def _tracker_get(
+    http: ProviderHTTP,
+    url: str,
+    headers: Mapping[str, str],
+    params: Params | None = None,
+    meter: RequestMeter | None = None,
+) -> ProviderResponse:
+    """Tracker answers a refused token with 403 ``invalid_authentication`` (not 401): that
+    one is an auth failure; any other 403 forbids one object only (a project)."""
+    try:
+        return await http.get(url, params=params, headers=headers, meter=meter)
+    except ProviderForbidden as exc:
+        if exc.provider_code == "invalid_authentication":
+            raise ProviderAuthError(
+                "Pivotal Tracker refused the API token (403 invalid_authentication)",
+                status=403,
+                provider_code=exc.provider_code,
+            ) from None
+        raise
+
+
 async def pivotal_verify(http: ProviderHTTP, base_url: str, api_token: str) -> Credentials:
     """Check an API token with ``GET /me``; a refused token raises ProviderAuthError."""
-    resp = await http.get(f"{base_url.rstrip('/')}/me", headers=_auth(api_token))
+    resp = await _tracker_get(http, f"{base_url.rstrip('/')}/me", _auth(api_token))
     me = resp.data
     if not isinstance(me, dict) or me.get("id") is None:
         raise ProviderError("Pivotal Tracker /me: unexpected response shape")
@@ -94,16 +130,30 @@ def _next_story_page(page: ProviderResponse, params: Params) -> Params | None:
 class PivotalConnector:
     service: Service = "pivotaltracker"
 
-    def __init__(self, http: ProviderHTTP, base_url: str, credentials: Credentials) -> None:
+    def __init__(
+        self,
+        http: ProviderHTTP,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        meter: RequestMeter | None = None,
+    ) -> None:
         token = credentials.get("api_token")
         if not isinstance(token, str) or not token:
             raise ProviderAuthError("Pivotal Tracker: no API token stored; reconnect")
         self._http = http
         self._base = base_url.rstrip("/")
         self._headers = _auth(token)
+        self._meter = meter or RequestMeter()
+
+    @property
+    def requests(self) -> int:
+        return self._meter.count
 
     async def _get(self, path: str, params: Params | None = None) -> ProviderResponse:
-        return await self._http.get(f"{self._base}{path}", params=params, headers=self._headers)
+        return await _tracker_get(
+            self._http, f"{self._base}{path}", self._headers, params, self._meter
+        )
 
     async def _member_emails(self, project_id: str) -> tuple[str, ...]:
         resp = await self._get(f"/projects/{project_id}/memberships")
@@ -115,15 +165,20 @@ class PivotalConnector:
                 emails.append(email.strip())
         return tuple(emails)
 
-    async def snapshot(self) -> AsyncIterator[SnapshotNode]:
-        projects = _list_of_dicts((await self._get("/projects")).data, "projects")
+    async def _projects(self) -> tuple[list[dict[str, Any]], ProviderResponse]:
+        resp = await self._get("/projects")
+        projects = _list_of_dicts(resp.data, "projects")
         for project in projects:
             if project.get("id") is None:
                 raise ProviderError("Pivotal Tracker projects: a project without an id")
-            project_id = str(project["id"])
-            # Project and story ids are both plain numbers in Tracker; a prefix keeps them
-            # apart in one id space (stories stay bare: pages and URLs show those).
-            yield SnapshotNode(
+        return projects, resp
+
+    async def _project_nodes(self, project: Mapping[str, Any]) -> list[SnapshotNode]:
+        project_id = str(project["id"])
+        # Project and story ids are both plain numbers in Tracker; a prefix keeps them
+        # apart in one id space (stories stay bare: pages and URLs show those).
+        nodes = [
+            SnapshotNode(
                 external_id=project_external_id(project_id),
                 parent_external_id=None,
                 kind="project",
@@ -131,34 +186,128 @@ class PivotalConnector:
                 member_emails=await self._member_emails(project_id),
                 url=f"{WEB_URL}/n/projects/{project_id}",
             )
-            for key, name, _ in STATE_GROUPS:
-                yield SnapshotNode(
-                    external_id=f"{project_id}:{key}",
-                    parent_external_id=project_external_id(project_id),
-                    kind="list",
-                    name=name,
-                )
-            async for node in self._stories(project_id):
-                yield node
-
-    async def _stories(self, project_id: str) -> AsyncIterator[SnapshotNode]:
-        path = f"/projects/{project_id}/stories"
-        pages = paginate(
-            lambda params: self._get(path, params),
-            {"limit": str(STORY_PAGE_SIZE), "offset": "0", "fields": STORY_FIELDS},
-            _next_story_page,
+        ]
+        nodes.extend(
+            SnapshotNode(
+                external_id=f"{project_id}:{key}",
+                parent_external_id=project_external_id(project_id),
+                kind="list",
+                name=name,
+            )
+            for key, name, _ in STATE_GROUPS
         )
-        async for page in pages:
-            for story in _list_of_dicts(page.data, "stories"):
-                if story.get("id") is None:
-                    raise ProviderError("Pivotal Tracker stories: a story without an id")
-                story_id = str(story["id"])
-                state = str(story.get("current_state") or "")
-                yield SnapshotNode(
-                    external_id=story_id,
-                    parent_external_id=list_external_id(project_id, state),
-                    kind="story",
-                    name=str(story.get("name") or ""),
-                    state="completed" if state == "accepted" else "active",
-                    url=story_url(story_id),
+        return nodes
+
+    async def snapshot(self) -> AsyncIterator[SnapshotNode]:
+        """Projects, each with its four lists and its stories. A project whose stories
+        are refused (403 other than a refused token) is yielded ``partial``: the sync
+        keeps what it has of it and completes the rest."""
+        projects, _ = await self._projects()
+        for project in projects:
+            nodes = await self._project_nodes(project)
+            try:
+                stories = await self._stories(str(project["id"]))
+            except ProviderForbidden:
+                yield replace(nodes[0], partial=True)
+                continue
+            for node in nodes:
+                yield node
+            for story in stories:
+                yield _story_node(str(project["id"]), story)
+
+    async def _stories(self, project_id: str, **filters: str) -> list[dict[str, Any]]:
+        """Every story of a project (or those matching ``filters``), read page by page as
+        the returned headers say. Offsets shift when stories are added or removed while we
+        page: a total that changed between pages means the listing is read again from
+        the start, so no story is skipped or repeated."""
+        path = f"/projects/{project_id}/stories"
+        first = {"limit": str(STORY_PAGE_SIZE), "offset": "0", "fields": STORY_FIELDS, **filters}
+        for _ in range(RELIST_ATTEMPTS):
+            stories: list[dict[str, Any]] = []
+            total: int | None = None
+            moved = False
+            pages = paginate(lambda params: self._get(path, params), first, _next_story_page)
+            async for page in pages:
+                page_total = _header_int(page.headers, "Total")
+                if total is not None and page_total != total:
+                    moved = True
+                    break
+                total = page_total
+                for story in _list_of_dicts(page.data, "stories"):
+                    if story.get("id") is None:
+                        raise ProviderError("Pivotal Tracker stories: a story without an id")
+                    stories.append(story)
+            if not moved:
+                return stories
+        raise ProviderError(
+            f"Pivotal Tracker stories of project {project_id}: the listing kept changing "
+            f"while it was read ({RELIST_ATTEMPTS} attempts)"
+        )
+
+    async def changes(
+        self, state: Mapping[str, Any] | None, *, budget: int
+    ) -> tuple[list[SnapshotNode], ChangeState]:
+        """Stories changed since the last check: one ``updated_after`` request per project,
+        the most recently active projects first and the others in rotation, as many
+        projects as ``budget`` allows after the one ``/projects`` request that also finds
+        new projects. A listing once started is read to its end (the pages of items that
+        really changed), so a check with changes may spend a few requests more."""
+        start = self.requests
+
+        def left() -> int:
+            return budget - (self.requests - start)
+
+        projects, resp = await self._projects()
+        now = server_now(resp.headers)
+        known: dict[str, Any] = dict((state or {}).get("projects") or {})
+        if state is None:
+            return [], {
+                "projects": {str(p["id"]): new_mark(now) for p in projects},
+                "cursor": 0,
+            }
+        nodes: list[SnapshotNode] = []
+        current = [str(p["id"]) for p in projects]
+        for project in projects:
+            project_id = str(project["id"])
+            if project_id not in known:
+                # A new project: its nodes now, its stories through the normal path below.
+                if left() <= 0:
+                    continue
+                nodes.extend(await self._project_nodes(project))
+                known[project_id] = new_mark(EPOCH)
+        known = {pid: known[pid] for pid in current if pid in known}
+        ids = list(known)
+        activity = {pid: str(mark["at"]) for pid, mark in known.items()}
+        chosen, cursor, _ = pick_round(ids, activity, int(state.get("cursor") or 0), left())
+        for project_id in chosen:
+            if left() <= 0:
+                break
+            mark = known[project_id]
+            try:
+                stories = await self._stories(
+                    project_id, updated_after=query_after(mark, OVERLAP_S)
                 )
+            except ProviderForbidden:
+                continue  # unreadable now: the full sync marks the project partial
+            pairs = [(str(s["id"]), str(s.get("updated_at") or now)) for s in stories]
+            fresh, known[project_id] = advance(mark, pairs, OVERLAP_S)
+            # Accepted stories are left to the full reconcile (acceptance removes them).
+            nodes.extend(
+                _story_node(project_id, s)
+                for s in stories
+                if str(s["id"]) in fresh and s.get("current_state") != "accepted"
+            )
+        return nodes, {"projects": known, "cursor": cursor}
+
+
+def _story_node(project_id: str, story: Mapping[str, Any]) -> SnapshotNode:
+    story_id = str(story["id"])
+    state = str(story.get("current_state") or "")
+    return SnapshotNode(
+        external_id=story_id,
+        parent_external_id=list_external_id(project_id, state),
+        kind="story",
+        name=str(story.get("name") or ""),
+        state="completed" if state == "accepted" else "active",
+        url=story_url(story_id),
+    )

@@ -18,7 +18,7 @@ from ..store.base import Doc
 from .asana import AsanaConnector
 from .base import Connector, Credentials
 from .heyspace import HeySpaceConnector, heyspace_login
-from .http import ProviderHTTP, RetryPolicy
+from .http import ProviderHTTP, RateLimiter, RequestMeter, RetryPolicy
 from .pivotal import PivotalConnector, pivotal_verify
 
 
@@ -37,16 +37,37 @@ class Connectors:
     def __init__(self, settings: Settings, http: ProviderHTTP) -> None:
         self.settings = settings
         self.http = http
+        # One rate budget per integration (one provider token), shared by every connector
+        # built for it: the full sync and the incremental checks draw from the same one.
+        self._limiters: dict[str, RateLimiter] = {}
+
+    def rate_per_min(self, service: str) -> int:
+        s = self.settings
+        if service == "asana":
+            return s.asana_rate_per_min
+        if service == "pivotaltracker":
+            return s.pivotal_rate_per_min
+        return s.heyspace_rate_per_min
+
+    def limiter(self, integration: Doc) -> RateLimiter:
+        key = str(integration["_id"])
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = RateLimiter(self.rate_per_min(integration["service"]))
+            self._limiters[key] = limiter
+        return limiter
 
     def connector(
         self, integration: Doc, creds: Credentials, saver: Callable[[Credentials], Awaitable[None]]
     ) -> Connector:
+        """A connector for one sync or one incremental check; its ``requests`` start at 0."""
         s = self.settings
         service = integration["service"]
+        meter = RequestMeter(self.limiter(integration))
         if service == "heyspace":
-            return HeySpaceConnector(self.http, s.heyspace_api_url, creds, saver)
+            return HeySpaceConnector(self.http, s.heyspace_api_url, creds, saver, meter=meter)
         if service == "pivotaltracker":
-            return PivotalConnector(self.http, s.pivotal_api_url, creds)
+            return PivotalConnector(self.http, s.pivotal_api_url, creds, meter=meter)
         selected = integration.get("selected_workspaces")
         return AsanaConnector(
             self.http,
@@ -57,6 +78,7 @@ class Connectors:
             creds,
             saver,
             selected_workspace_ids=set(selected) if selected is not None else None,
+            meter=meter,
         )
 
     async def check(self, service: str, payload: dict[str, Any]) -> Credentials:

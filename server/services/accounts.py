@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -20,8 +21,10 @@ from ..domain.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from ..domain.localdays import zone_or_none
 from ..store.base import Backend, Doc, DuplicateKey
 from .ids import digest, new_id, new_secret
+from .mail import Invitation, Mailer, MailStatus, invitation_message
 from .principal import Principal
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,21 @@ LOGIN_MAX_FAILURES = 10
 LOGIN_WINDOW_S = 15 * 60
 
 UserHook = Callable[[str, str], Awaitable[None]]
+DEFAULT_TIME_ZONE = "UTC"
+
+
+@dataclass
+class Invite:
+    """A fresh invitation: its one-time link and what became of its mail."""
+
+    url: str
+    mail: MailStatus
+    id: str = ""
+
+
+def valid_time_zone(name: str) -> bool:
+    """An IANA zone name this machine's time-zone database knows."""
+    return name == DEFAULT_TIME_ZONE or zone_or_none(name) is not None
 
 
 def valid_email(email: str) -> str:
@@ -53,6 +71,7 @@ def public_user(doc: Doc) -> dict[str, Any]:
         "role": doc["role"],
         "active": bool(doc.get("active", True)),
         "account_id": doc["account_id"],
+        "time_zone": doc.get("time_zone") or DEFAULT_TIME_ZONE,
     }
 
 
@@ -94,9 +113,11 @@ class AccountService:
         token_ttl_days: float,
         passwords: Passwords | None = None,
         shared: bool = True,
+        mailer: Mailer | None = None,
     ) -> None:
         self._db = backend
         self.passwords = passwords or Passwords()
+        self.mailer = mailer or Mailer(None, "")
         # A single-process server (SQLite) sees every change to tokens and users itself,
         # so it may remember who a token belongs to; with several processes it may not.
         self._cache_tokens = not shared
@@ -177,7 +198,7 @@ class AccountService:
 
     # -- sign-in --------------------------------------------------------------------
 
-    async def login(self, email: str, password: str) -> tuple[str, Doc]:
+    async def login(self, email: str, password: str, kind: str = "api") -> tuple[str, Doc]:
         """Sign in by e-mail and password: the API's and the web app's one way in."""
         key = email_key(email)
         throttle_id = digest(f"login:{key}")
@@ -190,7 +211,7 @@ class AccountService:
             raise Unauthorized("wrong e-mail or password", code="invalid_credentials")
         if failures is not None:
             await self._db.delete_many("login_throttle", {"_id": throttle_id})
-        return await self._issue_token(user), user
+        return await self._issue_token(user, kind), user
 
     async def _throttle(self, throttle_id: str) -> Doc | None:
         """The address's failure record, or 429 while it has used up its window.
@@ -241,7 +262,9 @@ class AccountService:
             if renewed is not None:
                 return
 
-    async def _issue_token(self, user: Doc) -> str:
+    async def _issue_token(self, user: Doc, kind: str = "api") -> str:
+        """A bearer token (``api``) or a web session (``session``): both stored hashed,
+        both revoked by sign-out and deactivation."""
         token = new_secret()
         await self._db.insert(
             "tokens",
@@ -255,17 +278,20 @@ class AccountService:
                 "email": user["email"],
                 "name": user.get("name") or "",
                 "role": user["role"],
+                "kind": kind,
                 "created_at": clock.now_iso(),
                 "expires_at": clock.later_iso(self._token_ttl_s),
             },
         )
         return token
 
-    async def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str, kind: str = "api") -> Principal:
         token_hash = digest(token)
         cached = self._principals.get(token_hash)
         if cached is not None:
             if cached[1] >= clock.now_iso():
+                if cached[0].kind != kind:
+                    raise Unauthorized("invalid or expired token", code="invalid_token")
                 return cached[0]
             del self._principals[token_hash]
         generation = self._generation
@@ -273,6 +299,8 @@ class AccountService:
         if record is None or record["expires_at"] < clock.now_iso():
             raise Unauthorized("invalid or expired token", code="invalid_token")
         principal = Principal.of_user(record, token_hash)
+        if principal.kind != kind:
+            raise Unauthorized("invalid or expired token", code="invalid_token")
         if self._cache_tokens and generation == self._generation:
             if len(self._principals) >= MAX_CACHED_TOKENS:
                 self._principals.pop(next(iter(self._principals)))
@@ -322,7 +350,12 @@ class AccountService:
         name: str,
         password: str | None,
         role: str,
-    ) -> tuple[Doc, str | None]:
+        *,
+        send_mail: bool = True,
+    ) -> tuple[Doc, Invite | None]:
+        """A user with a password, or (without one) an invited user. The invitation is
+        mailed unless ``send_mail`` is false (the caller then mails a batch itself with
+        :meth:`mail_invitations`)."""
         if not principal.is_admin:
             raise Forbidden("only admins manage users")
         if password is not None:
@@ -331,26 +364,85 @@ class AccountService:
                 principal.account_id, email, name, role, await self.passwords.hash(password)
             ), None
         user = await self._insert_user(principal.account_id, email, name, role, None)
-        return user, await self.invite(principal.account_id, user)
+        invite = await self.invite(principal.account_id, user)
+        if send_mail:
+            await self.mail_invitations(principal, [(user, invite)])
+        return user, invite
 
-    async def invite(self, account_id: str, user: Doc) -> str:
+    async def reinvite(self, principal: Principal, user_id: str) -> Invite:
+        """A fresh one-time link (mailed when mail is configured) for a user who has not
+        joined yet: links are stored hashed, so a lost one cannot be shown again."""
+        if not principal.is_admin:
+            raise Forbidden("only admins manage users")
+        user = await self.get_user(principal.account_id, user_id)
+        if user.get("password_hash") or not user.get("active", True):
+            raise Conflict("this user is not waiting for an invitation", code="not_invited")
+        invite = await self.invite(principal.account_id, user)
+        await self.mail_invitations(principal, [(user, invite)])
+        return invite
+
+    async def invite(self, account_id: str, user: Doc) -> Invite:
         token = new_secret()
+        invite = Invite(
+            url=f"{self._public_url}/invite/{token}",
+            mail="not_configured",
+            id=digest(token),
+        )
         await self._db.insert(
             "invitations",
             {
-                "_id": digest(token),
+                "_id": invite.id,
                 "account_id": account_id,
                 "user_id": user["_id"],
                 "email": user["email"],
                 "used": False,
+                "mail": "pending" if self.mailer.configured else "not_configured",
                 "expires_at": clock.later_iso(INVITATION_TTL_S),
                 "created_at": clock.now_iso(),
             },
         )
-        return f"{self._public_url}/invite/{token}"
+        return invite
+
+    async def mail_invitations(
+        self, principal: Principal, invites: Sequence[tuple[Doc, Invite]]
+    ) -> None:
+        """Mail each invitation's link (one SMTP session for the batch) and record the
+        outcome on the invitation; a failed delivery leaves the invitation usable."""
+        if not invites or not self.mailer.configured:
+            return
+        inviter = principal.name or principal.email
+        messages = [
+            invitation_message(
+                self.mailer.sender,
+                Invitation(
+                    email=user["email"],
+                    name=user.get("name") or "",
+                    url=invite.url,
+                    inviter=inviter,
+                    expires_days=INVITATION_TTL_S // 86400,
+                ),
+            )
+            for user, invite in invites
+        ]
+        statuses = await self.mailer.send(messages)
+        for (_, invite), status in zip(invites, statuses, strict=True):
+            invite.mail = status
+        await self._db.bulk_set(
+            "invitations",
+            [(invite.id, {"mail": invite.mail}) for _, invite in invites],
+        )
+
+    async def pending_invitation(self, token: str) -> str | None:
+        """The e-mail address an unused, unexpired invitation is for (None otherwise),
+        without using it up: the invitation page says whom it signs in."""
+        invitation = await self._db.find_one(
+            "invitations",
+            {"_id": digest(token), "used": False, "expires_at": {"$gt": clock.now_iso()}},
+        )
+        return str(invitation["email"]) if invitation else None
 
     async def accept_invitation(
-        self, token: str, password: str, name: str | None
+        self, token: str, password: str, name: str | None, kind: str = "api"
     ) -> tuple[str, Doc]:
         _check_password(password)
         invitation = await self._db.update_one(
@@ -370,7 +462,37 @@ class AccountService:
         )
         if user is None:
             raise NotFound("invitation not found, used or expired", code="invitation_invalid")
-        return await self._issue_token(user), user
+        return await self._issue_token(user, kind), user
+
+    async def update_me(self, principal: Principal, changes: dict[str, Any]) -> Doc:
+        """A user's own name and time zone."""
+        unknown = set(changes) - {"name", "time_zone"}
+        if unknown:
+            raise ValidationFailed(
+                "these fields cannot be changed here",
+                [{"field": key, "message": "not allowed"} for key in sorted(unknown)],
+            )
+        zone = changes.get("time_zone")
+        if zone is not None and not valid_time_zone(zone):
+            raise ValidationFailed(
+                "unknown time zone",
+                [{"field": "time_zone", "message": "not an IANA time zone name"}],
+            )
+        if not changes:
+            return await self.get_user(principal.account_id, principal.user_id)
+        updated = await self._db.update_one(
+            "users", {"_id": principal.user_id, "account_id": principal.account_id}, changes
+        )
+        if updated is None:
+            raise NotFound("user not found")
+        if "name" in changes:
+            await self._db.update_many(
+                "tokens",
+                {"account_id": principal.account_id, "user_id": principal.user_id},
+                {"name": updated["name"]},
+            )
+            self._forget_tokens(user_id=principal.user_id)
+        return updated
 
     async def update_user(self, principal: Principal, user_id: str, changes: dict[str, Any]) -> Doc:
         if not principal.is_admin:

@@ -13,6 +13,7 @@ from ..domain import clock
 from ..domain.emails import email_key
 from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ..integrations.asana import (
+    GRANULAR_SCOPES,
     AsanaConnector,
     asana_authorize_url,
     asana_exchange_code,
@@ -20,6 +21,7 @@ from ..integrations.asana import (
     new_state,
 )
 from ..integrations.base import ProviderAuthError, ProviderError
+from .accounts import Invite
 from .ids import digest, new_id
 from .integrations import IntegrationService, integration_id
 from .principal import Principal
@@ -73,9 +75,35 @@ class AsanaFlow:
             },
         )
         url = asana_authorize_url(
-            self._settings.asana_oauth_url, client_id, self.redirect_uri(), state, verifier
+            self._settings.asana_oauth_url,
+            client_id,
+            self.redirect_uri(),
+            state,
+            verifier,
+            scope=self._settings.asana_scopes,
         )
         return {"authorize_url": url}
+
+    def refusal(self, error: str, description: str | None = None) -> str:
+        """A clear message for Asana's ``error`` (and ``error_description``) on the callback,
+        safe to show on the page (the caller escapes it)."""
+        sent = " ".join(self._settings.asana_scopes.split())
+        if error == "forbidden_scopes":
+            return (
+                "Asana refused the requested permissions: this Asana app is registered with "
+                f"full permissions, which may not ask for scopes (sent: {sent or 'none'}). "
+                "Empty TT_ASANA_SCOPES, or register the app with granular scopes."
+            )
+        if error in ("invalid_scope", "invalid_request") and "scope" in (description or error):
+            return (
+                "Asana refused the requested scopes: an app registered with granular scopes "
+                f"must ask for exactly the scopes it was registered with (sent: {sent or 'none'})."
+                f" Set TT_ASANA_SCOPES to: {GRANULAR_SCOPES}."
+            )
+        if error == "access_denied":
+            return "Access was denied on Asana's page; nothing was connected."
+        detail = f" ({description[:200]})" if description else ""
+        return f"Asana did not grant access: {error[:100]}{detail}."
 
     async def callback(self, code: str, state: str) -> dict[str, Any]:
         client_id, secret = self._client()
@@ -192,17 +220,19 @@ class AsanaFlow:
             pass
         accounts = self._svc._accounts
         out: list[dict[str, Any]] = []
+        invited: list[tuple[dict[str, Any], Invite]] = []
         unique: dict[str, str] = {}
         for given in emails:
             unique.setdefault(email_key(given), given)
         for email in unique.values():
             try:
-                user, invite_url = await accounts.create_user(
+                user, invite = await accounts.create_user(
                     principal,
                     email,
                     names.get(email_key(email)) or email.split("@")[0],
                     None,
                     "user",
+                    send_mail=False,
                 )
             except Conflict:
                 out.append(
@@ -211,16 +241,18 @@ class AsanaFlow:
                         "status": "already_a_user",
                         "user_id": None,
                         "invite_url": None,
+                        "mail": None,
                     }
                 )
                 continue
-            out.append(
-                {
-                    "email": email,
-                    "status": "invited",
-                    "user_id": user["_id"],
-                    "invite_url": invite_url,
-                    "id": new_id(),
-                }
-            )
+            assert invite is not None
+            invited.append((user, invite))
+            out.append({"email": email, "status": "invited", "user_id": user["_id"]})
+        # One SMTP session for the whole batch, after every invitation exists.
+        await accounts.mail_invitations(principal, invited)
+        by_user = {user["_id"]: invite for user, invite in invited}
+        for item in out:
+            invite = by_user.get(item["user_id"]) if item["user_id"] else None
+            if invite is not None:
+                item.update(invite_url=invite.url, mail=invite.mail, id=new_id())
         return out

@@ -9,6 +9,8 @@ from ..settings import Settings
 from ..store.base import Backend
 from .accounts import AccountService, Passwords
 from .events import EventBus
+from .mail import Mailer
+from .reports import ReportService
 from .tasks import TaskService
 from .timer import TimerService
 
@@ -24,6 +26,7 @@ class Services:
     tasks: TaskService
     timer: TimerService
     events: EventBus
+    reports: ReportService
     integrations: IntegrationService | None = None
 
     @property
@@ -41,6 +44,11 @@ def build_accounts(settings: Settings, backend: Backend) -> AccountService:
             time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
         ),
         shared=settings.is_mongo,
+        mailer=Mailer(
+            settings.smtp_url.get_secret_value() if settings.smtp_url else None,
+            settings.effective_mail_from,
+            timeout_s=settings.smtp_timeout_s,
+        ),
     )
 
 
@@ -49,4 +57,5 @@ def build_services(settings: Settings, backend: Backend) -> Services:
     accounts = build_accounts(settings, backend)
     tasks = TaskService(backend, shared=settings.is_mongo)
     timer = TimerService(backend, tasks, events, shared=settings.is_mongo)
-    return Services(settings, backend, accounts, tasks, timer, events)
+    reports = ReportService(backend, tasks)
+    return Services(settings, backend, accounts, tasks, timer, events, reports)

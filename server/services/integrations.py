@@ -1,9 +1,15 @@
 """Integrations: enabling, the sync engine, scheduling and the lifecycle.
 
-One sync engine serves every tool. A connector yields a complete snapshot; the engine
-diffs it against the stored tasks of that integration and applies the difference with
-bulk writes. A snapshot that could not be completed changes nothing at all: only a
-complete snapshot may decide that an item is gone.
+One sync engine serves every tool. A connector yields its snapshot as a stream; the engine
+compares it batch by batch with a compact index of the stored tasks (``sync_apply``) and
+writes new and changed items as they come. Only a complete snapshot may decide that an
+item is gone: a snapshot that failed part way archives and removes nothing, and nothing
+under an item whose contents could not be read is ever archived.
+
+Between full syncs a light incremental check (``TT_SYNC_POLL_S``) asks the connector for
+what changed since its last state and upserts only that. Full syncs and checks of one
+integration share one lease in the database (``syncs`` records), so they never overlap,
+also across server processes.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +33,6 @@ from ..integrations.base import (
     Credentials,
     ProviderAuthError,
     ProviderError,
-    SnapshotNode,
 )
 from ..settings import Settings
 from ..store.base import Backend, Doc, DuplicateKey
@@ -36,67 +41,22 @@ from .background import cancel_and_wait
 from .events import EventBus
 from .ids import new_id
 from .principal import Principal
+from .sync_apply import BATCH as APPLY_BATCH
+from .sync_apply import ROOT_EXTERNAL_ID, Counts, SnapshotApply
 from .tasks import TaskService
 from .timer import TimerService
 
 log = logging.getLogger(__name__)
 
-ROOT_EXTERNAL_ID = "root"
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
 PROGRESS_EVERY = 500
-
-# What an upstream state means for the task, per tool (SPEC.md). "gone" is an item that
-# vanished from a complete snapshot.
-ACTIVE, ARCHIVED, REMOVED = "active", "archived", "removed"
-RULES: Mapping[str, Mapping[str, str]] = {
-    "heyspace": {
-        "active": ACTIVE,
-        "completed": ACTIVE,
-        "archived": ARCHIVED,
-        "deleted": ARCHIVED,
-        "gone": ARCHIVED,
-    },
-    "asana": {
-        "active": ACTIVE,
-        "completed": ARCHIVED,
-        "archived": ARCHIVED,
-        "deleted": ARCHIVED,
-        "gone": ARCHIVED,
-    },
-    "pivotaltracker": {
-        "active": ACTIVE,
-        "completed": REMOVED,
-        "archived": ARCHIVED,
-        "deleted": REMOVED,
-        "gone": REMOVED,
-    },
-}
+# Share of a provider's per-minute rate budget the incremental checks may spend.
+POLL_SHARE = 0.1
+POLL_BUDGET_UNLIMITED = 50
 
 ConnectorFactory = Callable[[Doc, Credentials, Callable[[Credentials], Awaitable[None]]], Connector]
 CredentialCheck = Callable[[str, dict[str, Any]], Awaitable[Credentials]]
-
-
-@dataclass
-class Counts:
-    created: int = 0
-    updated: int = 0
-    archived: int = 0
-    removed: int = 0
-    unchanged: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Plan:
-    """The writes one snapshot leads to."""
-
-    inserts: list[Doc] = field(default_factory=list)
-    updates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    counts: Counts = field(default_factory=Counts)
-    active_by_external: dict[str, str] = field(default_factory=dict)
 
 
 def integration_id(account_id: str, service: str) -> str:
@@ -110,6 +70,7 @@ def public_integration(doc: Doc) -> dict[str, Any]:
         "owner_user_id": doc.get("owner_user_id"),
         "root_task_id": doc.get("root_task_id"),
         "last_sync": doc.get("last_sync"),
+        "last_poll": doc.get("last_poll"),
         "next_sync_at": doc.get("next_sync_at"),
         "settings": doc.get("settings") or {},
         "error": doc.get("error"),
@@ -121,107 +82,26 @@ def public_sync(doc: Doc) -> dict[str, Any]:
         "id": doc["_id"],
         "service": doc["service"],
         "state": doc["state"],
-        "started_at": doc.get("started_at"),
+        "requested_at": doc.get("requested_at"),
+        "started_at": doc.get("started_at") if doc["state"] != "queued" else None,
         "finished_at": doc.get("finished_at"),
-        "counts": doc.get("counts") or Counts().as_dict(),
+        "counts": {**Counts().as_dict(), **(doc.get("counts") or {})},
         "progress": doc.get("progress") or {"fetched": 0},
         "error": doc.get("error"),
+        "unreadable": doc.get("unreadable") or [],
     }
 
 
-def plan_sync(
-    service: str,
-    account_id: str,
-    root_id: str,
-    nodes: list[SnapshotNode],
-    existing: Mapping[str, Doc],
-    *,
-    keywords_from_ids: bool,
-) -> Plan:
-    """Pure diff of a complete snapshot against the stored tasks of one integration."""
-    rules = RULES[service]
-    plan = Plan()
-    now = clock.now_iso()
-    ids: dict[str, str] = {ROOT_EXTERNAL_ID: root_id}
-    for ext, doc in existing.items():
-        ids[ext] = doc["_id"]
-    seen: set[str] = set()
-    for node in nodes:
-        if node.external_id in seen or node.external_id == ROOT_EXTERNAL_ID:
-            continue
-        seen.add(node.external_id)
-        task_id = ids.get(node.external_id) or new_id()
-        ids[node.external_id] = task_id
-        parent = ids.get(node.parent_external_id or ROOT_EXTERNAL_ID, root_id)
-        outcome = rules.get(node.state, ACTIVE)
-        keywords = (
-            [node.external_id] if keywords_from_ids and node.kind in ("task", "subtask") else []
-        )
-        target: dict[str, Any] = {
-            "name": node.name or "(untitled)",
-            "parent_id": parent,
-            "source_kind": node.kind,
-            "upstream_state": node.state,
-            "archived": outcome == ARCHIVED,
-            "removed": outcome == REMOVED,
-            "url": node.url,
-            "workspace_id": node.workspace_id,
-            "member_emails": sorted({e.lower() for e in node.member_emails}),
-            "auto_keywords": keywords,
-        }
-        if outcome == ACTIVE:
-            plan.active_by_external[node.external_id] = task_id
-        current = existing.get(node.external_id)
-        if current is None:
-            plan.inserts.append(
-                {
-                    "_id": task_id,
-                    "account_id": account_id,
-                    "imported": True,
-                    "source_service": service,
-                    "source_external_id": node.external_id,
-                    "keywords": keywords,
-                    "created_at": now,
-                    **target,
-                }
-            )
-            plan.counts.created += 1
-            continue
-        changes = {k: v for k, v in target.items() if current.get(k) != v}
-        if "auto_keywords" in changes:
-            # Keep keywords people added; swap only the ones the sync put there.
-            old_auto = set(current.get("auto_keywords") or [])
-            manual = [k for k in current.get("keywords") or [] if k not in old_auto]
-            changes["keywords"] = sorted({*manual, *keywords})
-        _count_change(plan.counts, current, changes)
-        if changes:
-            changes["updated_at"] = now
-            plan.updates.append((current["_id"], changes))
-    for ext, doc in existing.items():
-        if ext in seen or ext == ROOT_EXTERNAL_ID:
-            continue
-        outcome = rules["gone"]
-        changes = {}
-        if outcome == REMOVED and not doc.get("removed"):
-            changes = {"removed": True, "upstream_state": "deleted"}
-        elif outcome == ARCHIVED and not doc.get("archived"):
-            changes = {"archived": True, "upstream_state": "deleted"}
-        _count_change(plan.counts, doc, changes)
-        if changes:
-            changes["updated_at"] = now
-            plan.updates.append((doc["_id"], changes))
-    return plan
+@dataclass
+class _Run:
+    """What one sync or check has built so far (read when it ends, however it ends)."""
 
+    connector: Connector | None = None
+    apply: SnapshotApply | None = None
 
-def _count_change(counts: Counts, current: Doc, changes: Mapping[str, Any]) -> None:
-    if not changes:
-        counts.unchanged += 1
-    elif changes.get("removed") is True and not current.get("removed"):
-        counts.removed += 1
-    elif changes.get("archived") is True and not current.get("archived"):
-        counts.archived += 1
-    else:
-        counts.updated += 1
+    @property
+    def requests(self) -> int:
+        return self.connector.requests if self.connector is not None else 0
 
 
 class IntegrationService:
@@ -247,12 +127,15 @@ class IntegrationService:
         self._connector_factory = connector_factory
         self._check_credentials = check_credentials
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Nodes applied per batch (one bulk insert and one bulk update each).
+        self.apply_batch = APPLY_BATCH
         # The provider side (connectors, HTTP client) for flows such as Asana's OAuth.
         self.connectors: Any = None
         from .asana_flow import AsanaFlow
 
         self.asana = AsanaFlow(self)
         self._scheduler: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
         accounts.on_user_joined.append(self._user_joined)
         accounts.on_user_deactivated.append(self._user_deactivated)
 
@@ -279,7 +162,7 @@ class IntegrationService:
         doc = await self._db.find_one(
             "syncs", {"_id": sync_id, "account_id": principal.account_id, "service": service}
         )
-        if doc is None:
+        if doc is None or doc.get("kind") == "poll":
             raise NotFound("sync not found")
         return public_sync(doc)
 
@@ -289,8 +172,8 @@ class IntegrationService:
         await self._get(principal.account_id, service)
         docs = await self._db.find(
             "syncs",
-            {"account_id": principal.account_id, "service": service},
-            sort=[("started_at", -1)],
+            {"account_id": principal.account_id, "service": service, "kind": {"$ne": "poll"}},
+            sort=[("requested_at", -1), ("started_at", -1)],
             skip=skip,
             limit=limit,
         )
@@ -434,6 +317,16 @@ class IntegrationService:
             {"_id": doc["_id"]},
             {"status": "unlinked", "credentials": None, "next_sync_at": None},
         )
+        await self._db.update_many(
+            "syncs",
+            {"account_id": principal.account_id, "service": service, "waiting": True},
+            {
+                "waiting": None,
+                "state": "failed",
+                "finished_at": clock.now_iso(),
+                "error": "the integration was unlinked",
+            },
+        )
         if doc.get("root_task_id"):
             # Archiving the root archives the whole imported tree; entries stay.
             await self._db.update_one(
@@ -466,6 +359,13 @@ class IntegrationService:
         )
 
     # -- syncing --------------------------------------------------------------------
+    #
+    # Sync records double as the per-integration lease, in the database so that every
+    # server process sharing it agrees: at most one record per integration is ``active``
+    # (a running full sync, or an incremental check) and at most one is ``waiting`` (a
+    # queued full sync). A force sync joins the waiting one or queues it; whoever ends the
+    # active run (in any process) starts the waiting one. So the sync a request gets has
+    # always fetched its snapshot after the request arrived.
 
     async def force_sync(self, principal: Principal, service: str) -> str:
         doc = await self._get(principal.account_id, service)
@@ -478,21 +378,31 @@ class IntegrationService:
         return await self.request_sync(principal.account_id, service)
 
     async def request_sync(self, account_id: str, service: str) -> str:
-        """Start a sync, or join the one that is queued or running (in any process)."""
-        for _ in range(3):
-            sync_id = new_id()
-            now = clock.now_iso()
+        """The id of a full sync that starts no earlier than this call: the queued one
+        (joined), or a new one, queued and started at once unless one is running."""
+        sync_id: str | None = None
+        for _ in range(5):
+            waiting = await self._db.find_one(
+                "syncs", {"account_id": account_id, "service": service, "waiting": True}
+            )
+            if waiting is not None:
+                sync_id = str(waiting["_id"])
+                break
+            candidate = new_id()
             try:
                 await self._db.insert(
                     "syncs",
                     {
-                        "_id": sync_id,
+                        "_id": candidate,
                         "account_id": account_id,
                         "service": service,
+                        "kind": "full",
                         "state": "queued",
-                        "active": True,
-                        "started_at": now,
-                        "heartbeat_at": now,
+                        "waiting": True,
+                        "active": None,
+                        "requested_at": clock.now_iso(),
+                        "started_at": None,
+                        "heartbeat_at": None,
                         "finished_at": None,
                         "counts": Counts().as_dict(),
                         "progress": {"fetched": 0},
@@ -500,32 +410,71 @@ class IntegrationService:
                     },
                 )
             except DuplicateKey:
-                active = await self._db.find_one(
-                    "syncs", {"account_id": account_id, "service": service, "active": True}
-                )
-                if active is None:
-                    continue
-                stale = clock.iso(clock.now() - timedelta(seconds=STALE_AFTER_S))
-                if active["heartbeat_at"] >= stale:
-                    return str(active["_id"])
-                # The process that held the lease died: take it over.
-                await self._db.update_one(
+                continue  # queued meanwhile by someone else: join that one
+            sync_id = candidate
+            break
+        if sync_id is None:
+            raise Conflict("could not queue a sync; retry", code="sync_busy")
+        await self._start_waiting(account_id, service)
+        return sync_id
+
+    async def _release_stale(self, account_id: str, service: str) -> bool:
+        """Free a lease whose holder stopped renewing it (its process died). True when
+        the lease is free (or was freed), False when a live run holds it."""
+        active = await self._db.find_one(
+            "syncs", {"account_id": account_id, "service": service, "active": True}
+        )
+        if active is None:
+            return True
+        stale = clock.iso(clock.now() - timedelta(seconds=STALE_AFTER_S))
+        if (active.get("heartbeat_at") or "") >= stale:
+            return False
+        await self._db.update_one(
+            "syncs",
+            {"_id": active["_id"], "active": True, "heartbeat_at": active.get("heartbeat_at")},
+            {
+                "active": None,
+                "state": "failed",
+                "finished_at": clock.now_iso(),
+                "error": "the server running this sync stopped",
+            },
+        )
+        return True
+
+    async def _start_waiting(self, account_id: str, service: str) -> None:
+        """Promote the queued sync to running and run it here, if the lease is free."""
+        for _ in range(3):
+            waiting = await self._db.find_one(
+                "syncs", {"account_id": account_id, "service": service, "waiting": True}
+            )
+            if waiting is None:
+                return
+            now = clock.now_iso()
+            try:
+                promoted = await self._db.update_one(
                     "syncs",
-                    {"_id": active["_id"], "active": True, "heartbeat_at": active["heartbeat_at"]},
+                    {"_id": waiting["_id"], "waiting": True},
                     {
-                        "active": None,
-                        "state": "failed",
-                        "finished_at": now,
-                        "error": "the server running this sync stopped",
+                        "waiting": None,
+                        "active": True,
+                        "state": "running",
+                        "started_at": now,
+                        "heartbeat_at": now,
                     },
                 )
-                continue
+            except DuplicateKey:
+                if await self._release_stale(account_id, service):
+                    continue
+                return  # a live run holds the lease; it starts this one when it ends
+            if promoted is None:
+                continue  # promoted by another process meanwhile
             key = integration_id(account_id, service)
-            task = asyncio.create_task(self._run(account_id, service, sync_id), name=f"sync {key}")
+            task = asyncio.create_task(
+                self._run(account_id, service, str(promoted["_id"]), now), name=f"sync {key}"
+            )
             self._running[key] = task
             task.add_done_callback(self._forget(key))
-            return sync_id
-        raise Conflict("could not start a sync; retry", code="sync_busy")
+            return
 
     def _forget(self, key: str) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
@@ -535,7 +484,7 @@ class IntegrationService:
         return done
 
     async def wait_idle(self) -> None:
-        """Wait for this process's running syncs (tests and shutdown)."""
+        """Wait for this process's running syncs and checks (tests and shutdown)."""
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
 
@@ -550,36 +499,45 @@ class IntegrationService:
                     {"heartbeat_at": clock.now_iso()},
                 )
 
-    async def _run(self, account_id: str, service: str, sync_id: str) -> None:
+    @staticmethod
+    def _failure(exc: BaseException) -> tuple[str, str]:
+        """(error, integration status) for what stopped a sync. Only credentials the
+        provider refused mean the admin must re-enable (API.md, Integration status)."""
+        if isinstance(exc, ProviderAuthError):
+            return str(exc), "needs_reauth"
+        if isinstance(exc, ProviderError):
+            return str(exc), "error"
+        if isinstance(exc, Conflict | NotFound):
+            return exc.detail, "error"
+        log.error("sync failed", exc_info=exc)
+        return "internal error during the sync", "error"
+
+    async def _run(self, account_id: str, service: str, sync_id: str, started: str) -> None:
         stop = asyncio.Event()
         beat = asyncio.create_task(self._heartbeat(sync_id, stop))
-        started = clock.now_iso()
-        counts = Counts()
+        run = _Run()
         error: str | None = None
         status = "ok"
+        cancelled = False
         try:
-            await self._db.update_one(
-                "syncs", {"_id": sync_id}, {"state": "running", "started_at": started}
+            await self.set_fields(
+                account_id, service, {"status": "syncing", "next_sync_at": self._next_sync_at()}
             )
-            await self.set_fields(account_id, service, {"status": "syncing"})
-            counts = await self._sync(account_id, service, sync_id)
-        except ProviderAuthError as exc:
-            error, status = str(exc), "needs_reauth"
-        except ProviderError as exc:
-            error, status = str(exc), "error"
-        except (Conflict, NotFound) as exc:
-            error, status = exc.detail, "error"
+            await self._sync(account_id, service, sync_id, run)
         except asyncio.CancelledError:
-            error, status = "cancelled", "error"
+            error, status, cancelled = "cancelled", "error", True
             raise
-        except Exception:
-            log.exception("sync %s of %s failed", sync_id, service)
-            error, status = "internal error during the sync", "error"
+        except Exception as exc:
+            error, status = self._failure(exc)
         finally:
             stop.set()
             await beat
+            apply = run.apply
+            counts = apply.counts if apply is not None else Counts()
+            counts.requests = run.requests
             finished = clock.now_iso()
             state = "failed" if error else "succeeded"
+            unreadable = apply.unreadable if apply is not None else []
             summary = {
                 "id": sync_id,
                 "state": state,
@@ -587,6 +545,7 @@ class IntegrationService:
                 "finished_at": finished,
                 "counts": counts.as_dict(),
                 "error": error,
+                "unreadable": unreadable,
             }
             with contextlib.suppress(Exception):
                 await self._db.update_one(
@@ -598,6 +557,7 @@ class IntegrationService:
                         "finished_at": finished,
                         "counts": counts.as_dict(),
                         "error": error,
+                        "unreadable": unreadable,
                     },
                 )
                 doc = await self._db.find_one(
@@ -615,72 +575,222 @@ class IntegrationService:
                         },
                     )
                 await self._publish_tasks(account_id)
+            if not cancelled:
+                with contextlib.suppress(Exception):
+                    await self._start_waiting(account_id, service)
 
     def _next_sync_at(self) -> str:
         interval = self._settings.sync_interval_s
         return clock.later_iso(interval * random.uniform(0.9, 1.0))
 
-    async def _sync(self, account_id: str, service: str, sync_id: str) -> Counts:
-        doc = await self._get(account_id, service)
-        if doc["status"] in ("unlinked", "owner_missing"):
-            raise Conflict(f"the integration is {doc['status']}")
+    async def _connector(self, doc: Doc) -> Connector:
+        account_id, service = doc["account_id"], doc["service"]
         creds = await self.credentials(doc)
 
         async def saver(new: Credentials) -> None:
             await self.save_credentials(account_id, service, new)
 
-        connector = self._connector_factory(doc, creds, saver)
-        nodes: list[SnapshotNode] = []
-        async for node in connector.snapshot():
-            nodes.append(node)
-            if len(nodes) % PROGRESS_EVERY == 0:
-                await self._db.update_one(
-                    "syncs", {"_id": sync_id}, {"progress": {"fetched": len(nodes)}}
-                )
-        await self._db.update_one(
-            "syncs", {"_id": sync_id}, {"progress": {"fetched": len(nodes), "applying": True}}
-        )
-        return await self.apply_snapshot(doc, nodes)
+        return self._connector_factory(doc, creds, saver)
 
-    async def apply_snapshot(self, integration: Doc, nodes: list[SnapshotNode]) -> Counts:
-        account_id, service = integration["account_id"], integration["service"]
-        # The integration may have been unlinked while the snapshot was being fetched
-        # (possibly through another process): then nothing is applied.
+    async def _linked(self, account_id: str, service: str) -> Doc:
+        # The integration may be unlinked while a snapshot is fetched (possibly through
+        # another process): then nothing more is applied.
         current = await self._get(account_id, service)
         if current["status"] in ("unlinked", "owner_missing"):
             raise Conflict(f"the integration was {current['status'].replace('_', ' ')} meanwhile")
+        return current
+
+    async def _applier(
+        self, doc: Doc, external_ids: Collection[str] | None = None
+    ) -> SnapshotApply:
+        account_id, service = doc["account_id"], doc["service"]
         root_id = await self._root(account_id, service)
-        stored = await self._db.find(
-            "tasks", {"account_id": account_id, "imported": True, "source_service": service}
-        )
-        existing = {t["source_external_id"]: t for t in stored}
-        plan = plan_sync(
+
+        async def still_linked() -> None:
+            await self._linked(account_id, service)
+
+        apply = SnapshotApply(
+            self._db,
             service,
             account_id,
             root_id,
-            nodes,
-            existing,
-            keywords_from_ids=bool((integration.get("settings") or {}).get("keywords_from_ids")),
+            keywords_from_ids=bool((doc.get("settings") or {}).get("keywords_from_ids")),
+            still_linked=still_linked,
+            batch=self.apply_batch,
         )
-        await self._db.insert_many("tasks", plan.inserts)
-        await self._db.bulk_set("tasks", plan.updates)
-        await self._assign(integration, root_id)
-        await self._tasks.bump(account_id)
-        await self._bind_pending(account_id, service, plan.active_by_external)
-        return plan.counts
+        await apply.load(external_ids)
+        return apply
 
-    async def _bind_pending(
-        self, account_id: str, service: str, active_by_external: Mapping[str, str]
-    ) -> None:
+    async def _sync(self, account_id: str, service: str, sync_id: str, run: _Run) -> None:
+        doc = await self._get(account_id, service)
+        if doc["status"] in ("unlinked", "owner_missing"):
+            raise Conflict(f"the integration is {doc['status']}")
+        connector = run.connector = await self._connector(doc)
+        baseline: Any = None
+        if self._settings.sync_poll_s > 0:
+            # Taken before the snapshot, so the incremental checks after this sync look
+            # for changes from before its first page on: nothing falls in between.
+            try:
+                _, baseline = await connector.changes(None, budget=self._poll_budget(service))
+            except ProviderAuthError:
+                raise
+            except ProviderError as exc:
+                log.warning("no incremental baseline for %s: %s", service, exc)
+        apply = run.apply = await self._applier(doc)
+        try:
+            async for node in connector.snapshot():
+                await apply.add(node)
+                if apply.fetched % PROGRESS_EVERY == 0:
+                    await self._db.update_one(
+                        "syncs", {"_id": sync_id}, {"progress": {"fetched": apply.fetched}}
+                    )
+            await self._db.update_one(
+                "syncs",
+                {"_id": sync_id},
+                {"progress": {"fetched": apply.fetched, "applying": True}},
+            )
+            await apply.finish(complete=True)
+        except Exception:
+            # What was applied before the failure is reported in the sync's counts; the
+            # snapshot was incomplete, so nothing was archived or removed.
+            with contextlib.suppress(Exception):
+                await apply.finish(complete=False)
+                await self._after_apply(doc, apply)
+            raise
+        await self._after_apply(doc, apply)
+        if baseline is not None:
+            await self.set_fields(account_id, service, {"poll_state": baseline})
+
+    async def _after_apply(self, doc: Doc, apply: SnapshotApply) -> None:
+        account_id, service = doc["account_id"], doc["service"]
+        if apply.wrote:
+            await self._assign(doc, apply.root_id)
+            await self._tasks.bump(account_id)
         pending = await self._db.find(
             "entries", {"account_id": account_id, "pending_service": service}
         )
-        resolved = {
-            e["pending_external_id"]: active_by_external[e["pending_external_id"]]
-            for e in pending
-            if e["pending_external_id"] in active_by_external
+        if pending:
+            resolved = apply.active_task_ids({str(e["pending_external_id"]) for e in pending})
+            await self._timer.bind_pending(account_id, service, resolved)
+
+    # -- the light incremental check ----------------------------------------------------
+
+    def _poll_budget(self, service: str) -> int:
+        rate = 0
+        rate_of = getattr(self.connectors, "rate_per_min", None)
+        if callable(rate_of):
+            rate = int(rate_of(service))
+        if rate <= 0:
+            return POLL_BUDGET_UNLIMITED
+        period_min = max(self._settings.sync_poll_s, 1.0) / 60.0
+        return max(2, int(rate * period_min * POLL_SHARE))
+
+    async def poll(self, account_id: str, service: str) -> dict[str, Any] | None:
+        """One incremental check of one integration: new and changed items only (never an
+        archive or a removal). Skipped (None) while a full sync holds the lease."""
+        doc = await self._get(account_id, service)
+        if doc["status"] not in ("ok", "error", "syncing") or not doc.get("credentials"):
+            return None
+        lease_id = new_id()
+        now = clock.now_iso()
+        lease = {
+            "_id": lease_id,
+            "account_id": account_id,
+            "service": service,
+            "kind": "poll",
+            "state": "running",
+            "active": True,
+            "requested_at": now,
+            "started_at": now,
+            "heartbeat_at": now,
         }
-        await self._timer.bind_pending(account_id, service, resolved)
+        try:
+            await self._db.insert("syncs", lease)
+        except DuplicateKey:
+            if not await self._release_stale(account_id, service):
+                return None
+            try:
+                await self._db.insert("syncs", lease)
+            except DuplicateKey:
+                return None
+        stop = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(lease_id, stop))
+        result: dict[str, Any] = {"at": now}
+        run = _Run()
+        try:
+            result.update(await self._poll(doc, run))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error, status = self._failure(exc)
+            result.update(error=error, requests=run.requests)
+            if status == "needs_reauth":
+                await self.set_fields(account_id, service, {"status": status, "error": error})
+        finally:
+            stop.set()
+            await beat
+            with contextlib.suppress(Exception):
+                await self._db.delete_many("syncs", {"_id": lease_id})
+                await self.set_fields(account_id, service, {"last_poll": result})
+                await self._start_waiting(account_id, service)
+        return result
+
+    async def _poll(self, doc: Doc, run: _Run) -> dict[str, Any]:
+        account_id, service = doc["account_id"], doc["service"]
+        connector = run.connector = await self._connector(doc)
+        nodes, state = await connector.changes(
+            doc.get("poll_state"), budget=self._poll_budget(service)
+        )
+        counts = Counts()
+        if nodes:
+            named = {n.external_id for n in nodes}
+            named.update(n.parent_external_id for n in nodes if n.parent_external_id)
+            apply = await self._applier(await self._linked(account_id, service), named)
+            for node in nodes:
+                await apply.add(node)
+            await apply.finish(complete=False)
+            await self._after_apply(doc, apply)
+            counts = apply.counts
+            if apply.wrote:
+                await self._publish_tasks(account_id)
+        await self.set_fields(account_id, service, {"poll_state": state})
+        return {
+            "requests": connector.requests,
+            "created": counts.created,
+            "updated": counts.updated,
+            "unchanged": counts.unchanged,
+            "error": None,
+        }
+
+    async def run_due_polls(self) -> int:
+        """Claim and run the incremental checks that are due (each once, across every
+        process: the claim moves ``next_poll_at`` atomically)."""
+        period = self._settings.sync_poll_s
+        if period <= 0:
+            return 0
+        now = clock.now_iso()
+        due = await self._db.find(
+            "integrations",
+            {"status": {"$in": ["ok", "error", "syncing"]}, "next_poll_at": {"$lte": now}},
+            limit=100,
+        )
+        due += await self._db.find(
+            "integrations",
+            {"status": {"$in": ["ok", "error", "syncing"]}, "next_poll_at": None},
+            limit=100,
+        )
+        ran = 0
+        for doc in due:
+            claimed = await self._db.update_one(
+                "integrations",
+                {"_id": doc["_id"], "next_poll_at": doc.get("next_poll_at")},
+                {"next_poll_at": clock.later_iso(period)},
+            )
+            if claimed is None:
+                continue
+            if await self.poll(doc["account_id"], doc["service"]) is not None:
+                ran += 1
+        return ran
 
     # -- automatic assignment -------------------------------------------------------
 
@@ -769,9 +879,11 @@ class IntegrationService:
     def start_scheduler(self) -> None:
         if self._settings.scheduler:
             self._scheduler = asyncio.create_task(self._schedule(), name="sync-scheduler")
+            if self._settings.sync_poll_s > 0:
+                self._poller = asyncio.create_task(self._poll_loop(), name="sync-poller")
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._scheduler, *self._running.values())
+        await cancel_and_wait(self._scheduler, self._poller, *self._running.values())
 
     async def run_due_syncs(self) -> int:
         due = await self._db.find(
@@ -796,3 +908,15 @@ class IntegrationService:
                 raise
             except Exception:
                 log.exception("the sync scheduler failed; it goes on")
+
+    async def _poll_loop(self) -> None:
+        # Wakes often enough that a check is at most a fifth of its period late.
+        tick = max(0.2, min(5.0, self._settings.sync_poll_s / 5))
+        while True:
+            await asyncio.sleep(tick * random.uniform(0.8, 1.2))
+            try:
+                await self.run_due_polls()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the incremental check failed; it goes on")

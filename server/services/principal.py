@@ -15,6 +15,9 @@ class Principal:
     name: str
     role: str  # "admin" | "user"
     token_hash: str = ""
+    # "api" for bearer tokens, "session" for the web app's cookie: a token of one kind is
+    # never accepted as the other.
+    kind: str = "api"
 
     @classmethod
     def of_user(cls, user: Mapping[str, Any], token_hash: str = "") -> Principal:
@@ -26,6 +29,7 @@ class Principal:
             name=user.get("name") or "",
             role=user["role"],
             token_hash=token_hash,
+            kind=user.get("kind") or "api",
         )
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..domain import clock
 from ..domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from ..domain.tree import ROLES, Tree, fold
+from ..domain.tree import ROLES, TREE_FIELDS, TaskNode, Tree, fold
 from ..store.base import Backend, Doc, DuplicateKey
 from .ids import new_id
 from .principal import Principal
@@ -22,13 +22,13 @@ from .principal import Principal
 MAX_TREE_CACHE = 64
 
 
-def source_of(task: Doc) -> dict[str, str] | None:
-    if not task.get("imported"):
+def source_of(task: TaskNode) -> dict[str, str] | None:
+    if task.service is None:
         return None
     return {
-        "service": task["source_service"],
-        "external_id": task["source_external_id"],
-        "kind": task.get("source_kind") or "",
+        "service": task.service,
+        "external_id": task.external_id or "",
+        "kind": task.kind or "",
     }
 
 
@@ -68,11 +68,12 @@ class TaskService:
             cached = self._cache.get(account_id)
             if cached is not None and cached.version >= version:
                 return cached
-            tasks, members = await asyncio.gather(
-                self._db.find("tasks", {"account_id": account_id}),
-                self._db.find("members", {"account_id": account_id}),
-            )
-            tree = Tree.build(version, tasks, members)
+            # The stale tree goes first, so two big trees never live side by side.
+            self._cache.pop(account_id, None)
+            tree = Tree(version=version)
+            async for rows in self._db.scan("tasks", {"account_id": account_id}, TREE_FIELDS):
+                tree.add_rows(rows)
+            tree.link(await self._db.find("members", {"account_id": account_id}))
             self._known[account_id] = max(version, self._known.get(account_id, 0))
             if len(self._cache) >= MAX_TREE_CACHE:
                 self._cache.pop(next(iter(self._cache)))
@@ -92,20 +93,26 @@ class TaskService:
     @staticmethod
     def present(tree: Tree, principal: Principal, task_id: str) -> dict[str, Any]:
         task = tree.tasks[task_id]
+        visible = tree.view(principal.user_id, principal.is_admin).visible
         return {
             "id": task_id,
-            "parent_id": task.get("parent_id"),
-            "name": task["name"],
+            "parent_id": task.parent_id,
+            "name": task.name,
             "path": list(tree.path(task_id)),
             "archived": tree.is_archived(task_id),
-            "removed": bool(task.get("removed")),
-            "keywords": list(task.get("keywords") or []),
+            "removed": task.removed,
+            "keywords": list(task.keywords),
             "source": source_of(task),
             "my_role": tree.role(principal.user_id, principal.is_admin, task_id),
             "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
+            # Lets a tree view show an expander without loading the children first.
+            "has_children": any(
+                child in visible and not tree.is_removed(child)
+                for child in tree.children.get(task_id, ())
+            ),
         }
 
-    def _visible_task(self, tree: Tree, principal: Principal, task_id: str) -> Doc:
+    def _visible_task(self, tree: Tree, principal: Principal, task_id: str) -> TaskNode:
         task = tree.get(task_id)
         if task is None or not tree.visible(principal.user_id, principal.is_admin, task_id):
             raise NotFound("task not found")
@@ -137,27 +144,81 @@ class TaskService:
         include_archived: bool,
         trackable: bool | None,
     ) -> list[dict[str, Any]]:
+        items, _ = await self.list_page(
+            principal,
+            q=q,
+            parent_id=parent_id,
+            include_archived=include_archived,
+            trackable=trackable,
+        )
+        return items
+
+    async def list_page(
+        self,
+        principal: Principal,
+        *,
+        q: str | None,
+        parent_id: str | None,
+        include_archived: bool,
+        trackable: bool | None,
+        skip: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the tasks the caller may see, in path order, and whether more follow.
+
+        Walks the tree's prepared search order and stops once the page is full: a search
+        in a 100,000-task tree presents only the page it returns (a rare term still scans
+        the prepared strings once)."""
         tree = await self.tree(principal.account_id)
         view = tree.view(principal.user_id, principal.is_admin)
+        order: Iterable[tuple[str, str]]
         if parent_id is not None:
             self._visible_task(tree, principal, parent_id)
-            candidates: Iterable[str] = tree.children.get(parent_id, ())
+            order = sorted(
+                (
+                    (c, " / ".join(fold(p) for p in tree.path(c)))
+                    for c in tree.children.get(parent_id, ())
+                ),
+                key=lambda pair: pair[1].split(" / "),
+            )
         else:
-            candidates = tree.tasks
+            order = tree.search_order()
         needle = fold(q) if q else None
+        end = None if limit is None else skip + limit
         out: list[dict[str, Any]] = []
-        for task_id in candidates:
+        matched = 0
+        for task_id, folded in order:
+            if needle is not None and needle not in folded:
+                continue
             if task_id not in view.visible or tree.is_removed(task_id):
                 continue
             if not include_archived and tree.is_archived(task_id):
                 continue
-            if needle is not None and needle not in fold(" / ".join(tree.path(task_id))):
+            if trackable is not None and trackable != tree.trackable(
+                principal.user_id, principal.is_admin, task_id
+            ):
                 continue
-            is_trackable = tree.trackable(principal.user_id, principal.is_admin, task_id)
-            if trackable is not None and is_trackable != trackable:
-                continue
-            out.append(self.present(tree, principal, task_id))
-        out.sort(key=lambda t: [fold(p) for p in t["path"]])
+            if end is not None and matched >= end:
+                return out, True
+            if matched >= skip:
+                out.append(self.present(tree, principal, task_id))
+            matched += 1
+        return out, False
+
+    async def top_level(
+        self, principal: Principal, *, include_archived: bool
+    ) -> list[dict[str, Any]]:
+        """The tree's first level as the caller sees it (the roots of the tasks they may see)."""
+        tree = await self.tree(principal.account_id)
+        view = tree.view(principal.user_id, principal.is_admin)
+        out = [
+            self.present(tree, principal, task_id)
+            for task_id in tree.children.get(None, ())
+            if task_id in view.visible
+            and not tree.is_removed(task_id)
+            and (include_archived or not tree.is_archived(task_id))
+        ]
+        out.sort(key=lambda t: fold(t["name"]))
         return out
 
     async def get(self, principal: Principal, task_id: str) -> dict[str, Any]:
@@ -197,7 +258,7 @@ class TaskService:
         task = self._visible_task(tree, principal, task_id)
         self._require_manager(tree, principal, task_id)
         structural = {"name", "parent_id", "archived"} & changes.keys()
-        if task.get("imported") and structural:
+        if task.imported and structural:
             raise Conflict(
                 "imported items follow their tool: rename, move or archive them there",
                 code="imported_item_read_only",
@@ -224,7 +285,7 @@ class TaskService:
             raise Forbidden("only admins delete tasks")
         tree = await self.tree(principal.account_id)
         task = self._visible_task(tree, principal, task_id)
-        if task.get("imported") or task.get("integration_root"):
+        if task.imported or task.integration_root:
             raise Conflict("imported items cannot be deleted", code="imported_item_read_only")
         if tree.children.get(task_id):
             raise Conflict("the task has subtasks", code="task_has_children")
@@ -350,36 +411,48 @@ class TaskService:
         self, principal: Principal, service: str, external_ids: Sequence[str]
     ) -> dict[str, dict[str, Any] | None]:
         unique_ids = list(dict.fromkeys(external_ids))
-        found = await self._db.find(
-            "tasks",
-            {
-                "account_id": principal.account_id,
-                "imported": True,
-                "source_service": service,
-                "source_external_id": {"$in": unique_ids},
-            },
-        )
         tree = await self.tree(principal.account_id)
-        by_external = {t["source_external_id"]: t["_id"] for t in found}
+        found: dict[str, str] = {}
+        for external_id in unique_ids:
+            task_id = tree.find_source(service, external_id)
+            if (
+                task_id is not None
+                and task_id in tree.tasks
+                and tree.visible(principal.user_id, principal.is_admin, task_id)
+            ):
+                found[external_id] = task_id
+        totals = await self._my_totals(principal, list(set(found.values())))
         results: dict[str, dict[str, Any] | None] = {}
         for external_id in unique_ids:
-            task_id = by_external.get(external_id)
-            if (
-                task_id is None
-                or task_id not in tree.tasks
-                or not tree.visible(principal.user_id, principal.is_admin, task_id)
-            ):
+            task_id = found.get(external_id)
+            if task_id is None:
                 results[external_id] = None
                 continue
-            archived = tree.is_archived(task_id)
             results[external_id] = {
                 "task_id": task_id,
-                "name": tree.tasks[task_id]["name"],
+                "name": tree.tasks[task_id].name,
                 "path": list(tree.path(task_id)),
                 "trackable": tree.trackable(principal.user_id, principal.is_admin, task_id),
-                "archived": archived,
+                "archived": tree.is_archived(task_id),
+                "my_total_s": totals.get(task_id, 0),
             }
         return results
+
+    async def _my_totals(self, principal: Principal, task_ids: list[str]) -> dict[str, int]:
+        """The caller's tracked seconds per task, all time, the running entry up to now:
+        one aggregate query for the whole page, not one per button."""
+        if not task_ids:
+            return {}
+        return await self._db.sum_durations(
+            "entries",
+            {
+                "account_id": principal.account_id,
+                "user_id": principal.user_id,
+                "task_id": {"$in": task_ids},
+            },
+            group_by="task_id",
+            until=clock.now_iso(),
+        )
 
     async def match(self, principal: Principal, url: str) -> dict[str, Any] | None:
         tree = await self.tree(principal.account_id)
@@ -394,13 +467,13 @@ class TaskService:
         for service, pattern in _URL_IDS:
             found = pattern.search(url)
             if found:
-                task_id = tree.by_source.get((service, found.group(1)))
+                task_id = tree.find_source(service, found.group(1))
                 if task_id is not None and usable(task_id):
                     return self.present(tree, principal, task_id)
         haystack = fold(url)
         best: tuple[int, int, str] | None = None
         for task_id, task in tree.tasks.items():
-            for keyword in task.get("keywords") or ():
+            for keyword in task.keywords:
                 if len(keyword) < 2 or fold(keyword) not in haystack or not usable(task_id):
                     continue
                 rank = (len(keyword), len(tree.path(task_id)), task_id)

@@ -177,7 +177,7 @@ class TimerService:
             "note": entry.get("note") or "",
             "tags": list(entry.get("tags") or []),
             "created_with": entry.get("created_with") or "api",
-            "task_name": task["name"] if task else None,
+            "task_name": task.name if task else None,
             "task_path": list(tree.path(task_id))
             if tree is not None and task and task_id
             else None,
@@ -260,8 +260,14 @@ class TimerService:
         tree = await self._tasks.tree(principal.account_id)
         pending: tuple[str, str] | None = None
         if task_id is None:
-            assert service is not None and external_id is not None
-            found = tree.by_source.get((service, external_id))
+            if service is None or external_id is None:
+                # Every caller (API, web form) gets the same answer for a start that
+                # names no task.
+                raise ValidationFailed(
+                    "give either task_id or service and external_id",
+                    [{"field": "task_id", "message": "either task_id or service + external_id"}],
+                )
+            found = tree.find_source(service, external_id)
             if found is not None and not tree.is_removed(found):
                 if not tree.visible(principal.user_id, principal.is_admin, found):
                     raise Forbidden(

@@ -7,14 +7,26 @@ Unique (partial) indexes hold the invariants; single-document atomic updates
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from .base import CollectionSpec, Doc, DuplicateKey, Filter, ReturnDoc, Sort, StoreUnavailable
+from . import mongo_reports
+from .base import (
+    CollectionSpec,
+    Doc,
+    DuplicateKey,
+    EntryRange,
+    Filter,
+    GroupKey,
+    ReturnDoc,
+    Sort,
+    StoreUnavailable,
+    Totals,
+)
 
 
 def _filter(flt: Filter) -> dict[str, Any]:
@@ -40,13 +52,15 @@ class MongoBackend:
                         if value is not None:
                             await coll.update_one({"_id": doc["_id"]}, {"$set": {name: value}})
                 for index in spec.indexes:
-                    name = f"ix_{'_'.join(index.fields)}"
+                    # Generated columns exist in SQLite only (see CollectionSpec.seconds).
+                    fields = tuple(f for f in index.fields if f not in spec.seconds)
+                    name = f"ix_{'_'.join(fields)}"
                     kwargs: dict[str, Any] = {"name": name, "unique": index.unique}
                     if index.partial:
                         name += "_p_" + "_".join(index.partial)
                         kwargs["name"] = name
                         kwargs["partialFilterExpression"] = dict(index.partial)
-                    await coll.create_index([(f, ASCENDING) for f in index.fields], **kwargs)
+                    await coll.create_index([(f, ASCENDING) for f in fields], **kwargs)
         except PyMongoError as exc:
             raise StoreUnavailable(f"MongoDB index creation failed: {type(exc).__name__}") from None
 
@@ -96,8 +110,58 @@ class MongoBackend:
             cursor = cursor.limit(limit)
         return await cursor.to_list(None)
 
+    async def scan(
+        self, coll: str, flt: Filter, fields: Sequence[str], *, batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        cursor = self._db[coll].find(
+            _filter(flt), projection={name: 1 for name in fields}, batch_size=batch
+        )
+        chunk: list[tuple[Any, ...]] = []
+        async for doc in cursor:
+            chunk.append((doc["_id"], *(doc.get(name) for name in fields)))
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
     async def count(self, coll: str, flt: Filter) -> int:
         return await self._db[coll].count_documents(_filter(flt))
+
+    async def sum_durations(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        group_by: str,
+        until: str,
+        start: str = "start",
+        end: str = "end",
+    ) -> dict[Any, int]:
+        stop: dict[str, Any] = {"$ifNull": [f"${end}", until]}
+
+        def millis(text: Any) -> dict[str, Any]:
+            # The stored text carries microseconds; dates hold milliseconds.
+            iso_ms = {"$concat": [{"$substrCP": [text, 0, 23]}, "Z"]}
+            return {"$dateFromString": {"dateString": iso_ms}}
+
+        def sub_millis(text: Any) -> dict[str, Any]:
+            return {"$toInt": {"$substrCP": [text, 23, 3]}}
+
+        micros = {
+            "$add": [
+                {"$multiply": [{"$subtract": [millis(stop), millis(f"${start}")]}, 1000]},
+                {"$subtract": [sub_millis(stop), sub_millis(f"${start}")]},
+            ]
+        }
+        seconds = {"$max": [0, {"$trunc": [{"$divide": [micros, 1_000_000]}, 0]}]}
+        pipeline: list[dict[str, Any]] = [
+            {"$match": _filter(flt)},
+            {"$group": {"_id": f"${group_by}", "total": {"$sum": seconds}}},
+        ]
+        cursor = await self._db[coll].aggregate(pipeline)
+        rows = await cursor.to_list(None)
+        return {row["_id"]: int(row["total"]) for row in rows}
 
     async def update_one(
         self,
@@ -162,3 +226,31 @@ class MongoBackend:
 
     async def meta_set(self, key: str, value: Any) -> None:
         await self._db["meta"].replace_one({"_id": key}, {"_id": key, "value": value}, upsert=True)
+
+    # -- reports --------------------------------------------------------------------
+
+    async def entry_totals(self, rng: EntryRange, keys: Sequence[GroupKey]) -> Totals:
+        cursor = await self._db["entries"].aggregate(mongo_reports.totals_pipeline(rng, keys))
+        groups = await cursor.to_list(None)
+        if not keys:
+            return [((), int(groups[0]["x"]) if groups else 0)]
+        return [(tuple(g["_id"][k] for k in keys), int(g["x"])) for g in groups]
+
+    async def entry_rows(self, rng: EntryRange, batch: int = 1000) -> AsyncIterator[list[Doc]]:
+        # Entries that started before the range first: they precede every entry that
+        # starts inside it. The cursor fetches ``batch`` documents per round trip.
+        for flt in (mongo_reports.before(rng), mongo_reports.inside(rng)):
+            cursor = (
+                self._db["entries"]
+                .find(flt)
+                .sort([("start", ASCENDING), ("_id", ASCENDING)])
+                .batch_size(batch)
+            )
+            chunk: list[Doc] = []
+            async for doc in cursor:
+                chunk.append(doc)
+                if len(chunk) >= batch:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk

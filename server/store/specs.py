@@ -39,6 +39,9 @@ TASKS = CollectionSpec(
         "source_external_id": T,
         "removed": B,
         "archived": B,
+        # Imported items: a short hash of the fields a sync sets, so a re-sync compares
+        # one small value per item instead of whole documents.
+        "sync_hash": T,
     },
     (
         Index(("account_id", "parent_id")),
@@ -77,6 +80,11 @@ ENTRIES = CollectionSpec(
     },
     (
         Index(("account_id", "user_id", "start")),
+        # Reports: entries starting in a range, and entries ending after a range's start
+        # (or running), each with every column a summary reads (the whole seconds too),
+        # so that SQLite answers from the index alone.
+        Index(("account_id", "start", "start_s", "end_s", "user_id", "task_id")),
+        Index(("account_id", "end", "start", "start_s", "end_s", "user_id", "task_id")),
         Index(("account_id", "task_id")),
         Index(("account_id", "pending_service", "pending_external_id")),
         # The database itself holds "at most one running timer per user".
@@ -86,21 +94,37 @@ ENTRIES = CollectionSpec(
         Index(("account_id", "start_key"), unique=True, partial={"keyed": True}),
         Index(("account_id", "stop_key")),
     ),
+    seconds={"start_s": "start", "end_s": "end"},
 )
 INTEGRATIONS = CollectionSpec(
     "integrations",
-    {"account_id": T, "service": T, "status": T, "next_sync_at": T},
+    {"account_id": T, "service": T, "status": T, "next_sync_at": T, "next_poll_at": T},
     (Index(("account_id", "service"), unique=True), Index(("status", "next_sync_at"))),
 )
 SYNCS = CollectionSpec(
     "syncs",
-    {"account_id": T, "service": T, "state": T, "started_at": T, "active": B, "heartbeat_at": T},
+    {
+        "account_id": T,
+        "service": T,
+        "state": T,
+        "started_at": T,
+        "requested_at": T,
+        "kind": T,
+        "active": B,
+        "waiting": B,
+        "heartbeat_at": T,
+    },
     (
         Index(("account_id", "service", "started_at")),
-        # The sync lease: at most one active (queued or running) sync per integration,
+        Index(("account_id", "service", "requested_at")),
+        # The sync lease: at most one running sync (or incremental check) per integration,
         # across every server process sharing the database. A live run renews
         # ``heartbeat_at``; a run whose heartbeat is stale may be taken over.
         Index(("account_id", "service"), unique=True, partial={"active": True}),
+        # At most one queued follow-up per integration: every force sync requested while
+        # one runs joins it, and it starts as soon as the running one ends. (Its own key
+        # pattern: MongoDB refuses two indexes that differ only in the partial filter.)
+        Index(("account_id", "service", "waiting"), unique=True, partial={"waiting": True}),
     ),
 )
 EVENTS = CollectionSpec(

@@ -11,22 +11,27 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import re
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..jsonutil import dumps_str, loads
+from . import sqlite_reports
 from .base import (
     OPERATORS,
     CollectionSpec,
     Doc,
     DuplicateKey,
+    EntryRange,
     Filter,
+    GroupKey,
     ReturnDoc,
     Sort,
     StoreUnavailable,
+    Totals,
 )
 
 T = TypeVar("T")
@@ -137,6 +142,7 @@ class _DatabaseThread:
 SCHEMA_VERSION = 1
 _SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "real": "REAL", "bool": "INTEGER"}
 _COMPARE = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _literal(value: bool | str | int) -> str:
@@ -322,12 +328,20 @@ class SQLiteBackend:
                 f"(_id TEXT PRIMARY KEY, doc TEXT NOT NULL{cols})"
             )
             # Columns added by a newer server version are back-filled from the documents.
-            present = {r[1] for r in conn.execute(f'PRAGMA table_info("{spec.name}")')}
+            present = {r[1] for r in conn.execute(f'PRAGMA table_xinfo("{spec.name}")')}
             for name, typ in spec.fields.items():
                 if name not in present:
                     conn.execute(f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" {_SQL_TYPES[typ]}')
                     conn.execute(
                         f'UPDATE "{spec.name}" SET "{name}" = json_extract(doc, ?)', (f"$.{name}",)
+                    )
+            for name, source in spec.seconds.items():
+                if name not in present:
+                    # Computed when read (VIRTUAL) and stored in the indexes that name it.
+                    expression = sqlite_reports.seconds_of(f'"{source}"')
+                    conn.execute(
+                        f'ALTER TABLE "{spec.name}" ADD COLUMN "{name}" INTEGER'
+                        f" GENERATED ALWAYS AS ({expression}) VIRTUAL"
                     )
             for name, derive in spec.derived.items():
                 rows = conn.execute(
@@ -423,11 +437,73 @@ class SQLiteBackend:
         rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
         return [loads(r[0]) for r in rows]
 
+    async def scan(
+        self, coll: str, flt: Filter, fields: Sequence[str], *, batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        for name in fields:
+            if not _FIELD_NAME.fullmatch(name):
+                raise ValueError(f"cannot scan {coll}.{name}")
+        where, params = self._where(coll, flt)
+        # With two or more paths json_extract answers one JSON array: one parse per row.
+        # Pages walk the table once in its own (rowid) order: an index on the filter would
+        # make every page sort all matching rows again.
+        paths = ", ".join(f"'$.{name}'" for name in ("_id", *fields))
+        sql = (
+            f'SELECT rowid, json_extract(doc, {paths}) FROM "{coll}" NOT INDEXED '
+            f"WHERE rowid > ? AND ({where}) ORDER BY rowid LIMIT {int(batch)}"
+        )
+        last = 0
+        while True:
+            args = [last, *params]
+
+            def page(conn: sqlite3.Connection, args: list[Any] = args) -> list[Any]:
+                return conn.execute(sql, args).fetchall()
+
+            rows = await self._run(page)
+            if not rows:
+                return
+            yield [tuple(loads(values)) for _, values in rows]
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
     async def count(self, coll: str, flt: Filter) -> int:
         where, params = self._where(coll, flt)
         sql = f'SELECT COUNT(*) FROM "{coll}" WHERE {where}'
         row = await self._run(lambda conn: conn.execute(sql, params).fetchone())
         return int(row[0])
+
+    async def sum_durations(
+        self,
+        coll: str,
+        flt: Filter,
+        *,
+        group_by: str,
+        until: str,
+        start: str = "start",
+        end: str = "end",
+    ) -> dict[Any, int]:
+        allowed = self._columns(coll)
+        for name in (group_by, start, end):
+            if name not in allowed:
+                raise ValueError(f"{coll}.{name} is not a declared field")
+        where, params = self._where(coll, flt)
+        stop = f'COALESCE("{end}", ?)'
+        # Whole seconds from the epoch plus the six fractional digits, in integers: exact
+        # where julianday() arithmetic would round a boundary the wrong way.
+        micros = (
+            f"(CAST(strftime('%s', {stop}) AS INTEGER)"
+            f" - CAST(strftime('%s', \"{start}\") AS INTEGER)) * 1000000"
+            f" + CAST(substr({stop}, 21, 6) AS INTEGER)"
+            f' - CAST(substr("{start}", 21, 6) AS INTEGER)'
+        )
+        sql = (
+            f'SELECT "{group_by}", SUM(MAX(0, ({micros}) / 1000000)) FROM "{coll}"'
+            f' WHERE {where} GROUP BY "{group_by}"'
+        )
+        args = [until, until, *params]
+        rows = await self._run(lambda conn: conn.execute(sql, args).fetchall())
+        return {row[0]: int(row[1]) for row in rows}
 
     def _apply(
         self,
@@ -542,3 +618,32 @@ class SQLiteBackend:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, payload)
             )
         )
+
+    # -- reports --------------------------------------------------------------------
+
+    async def entry_totals(self, rng: EntryRange, keys: Sequence[GroupKey]) -> Totals:
+        sql, params = sqlite_reports.totals_sql(rng, keys)
+        rows = await self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return [(tuple(row[:-1]), int(row[-1] or 0)) for row in rows]
+
+    async def entry_rows(self, rng: EntryRange, batch: int = 1000) -> AsyncIterator[list[Doc]]:
+        # Entries that started before the range come first: they precede every entry that
+        # starts inside it. Each batch is its own short job, so a long export never holds
+        # the database thread.
+        for parts in sqlite_reports.ROW_PHASES:
+            sql, params = sqlite_reports.rows_sql(rng, parts, batch)
+            params.update(after_start="", after_id="")
+            while True:
+                args = dict(params)
+
+                def fetch(
+                    conn: sqlite3.Connection, sql: str = sql, args: dict[str, Any] = args
+                ) -> Any:
+                    return conn.execute(sql, args).fetchall()
+
+                rows = await self._run(fetch)
+                if rows:
+                    yield [loads(row[0]) for row in rows]
+                if len(rows) < batch:
+                    break
+                params.update(after_start=rows[-1][1], after_id=rows[-1][2])

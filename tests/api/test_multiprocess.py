@@ -69,8 +69,9 @@ async def test_sync_lease_is_shared_between_processes(
     a, b = await two_apps(aiohttp_client, mongo_server_url)
     _, me = await a.get("/api/v1/me")
     sa, sb = a.client.app[SERVICES].sync, b.client.app[SERVICES].sync
-    # No integration exists, so the runs fail fast; what matters is that the second
-    # process joins the sync the first one holds instead of starting another.
+    # The integration has no credentials, so the runs fail fast; what matters is that the
+    # second process never gets the sync the first one started (it could have fetched its
+    # snapshot before the request) and that the two never overlap.
     await a.client.app[SERVICES].backend.insert(
         "integrations",
         {
@@ -83,10 +84,16 @@ async def test_sync_lease_is_shared_between_processes(
     )
     first = await sa.request_sync(me["account_id"], "pivotaltracker")
     second = await sb.request_sync(me["account_id"], "pivotaltracker")
-    assert first == second
+    assert first != second
     await sa.wait_idle()
-    status, sync = await b.get(f"/api/v1/integrations/pivotaltracker/syncs/{first}")
-    assert status == 200 and sync["state"] == "failed" and "credentials" in sync["error"]
+    await sb.wait_idle()
+    await sa.wait_idle()
+    syncs = []
+    for sync_id in (first, second):
+        status, sync = await b.get(f"/api/v1/integrations/pivotaltracker/syncs/{sync_id}")
+        assert status == 200 and sync["state"] == "failed" and "credentials" in sync["error"]
+        syncs.append(sync)
+    assert syncs[1]["started_at"] >= syncs[0]["finished_at"]
     third = await sb.request_sync(me["account_id"], "pivotaltracker")
-    assert third != first
+    assert third not in (first, second)
     await sb.wait_idle()

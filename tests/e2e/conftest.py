@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 import shutil
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
 
+from tests.chromium import ARGS, CHROMIUM, require_chromium
+
 from .loopthread import LoopThread
 from .stack import Backend, Item, Providers, Server
 
@@ -24,27 +26,25 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTENSION = ROOT / "extension"
 FIXTURES = ROOT / "tests" / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 
 SITES = {
     "asana": ("https://app.asana.com", "asana.html"),
     "heyspace": ("https://app.hey.space", "heyspace.html"),
     "pivotaltracker": ("https://www.pivotaltracker.com", "pivotal.html"),
 }
+# Hosts that serve a site's fixture page besides its own (TimeCamp Planner is HeySpace).
+EXTRA_HOSTS = {"https://planner.timecamp.com": "heyspace.html"}
+FIXTURE_PAGES = {
+    "asana": "asana.html",
+    "heyspace": "heyspace.html",
+    "pivotaltracker": "pivotal.html",
+}
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.environ.get("CI"):
-        # In CI the browser tests must run: scripts/test.sh installs Chromium.
-        raise pytest.UsageError(f"{CHROMIUM} is not installed: the extension tests cannot run")
-    skip = pytest.mark.skip(reason=f"{CHROMIUM} is not installed (run scripts/test.sh)")
-    for item in items:
-        if "e2e" in item.keywords:
-            item.add_marker(skip)
+    require_chromium(items, "e2e", "extension")
 
 
 # ------------------------------------------------------------------------ backend
@@ -91,9 +91,14 @@ def world(backend: Backend) -> World:
 
 
 def page_data(
-    service: str, items: list[Item], subtasks: list[Item] | None = None
+    service: str,
+    items: list[Item],
+    subtasks: list[Item] | None = None,
+    flagged: set[str] | None = None,
 ) -> dict[str, Any]:
-    """The data a fixture page renders, in the shape its script expects."""
+    """The data a fixture page renders, in the shape its script expects. ``flagged`` ids
+    are read-only rows (Asana) or expanded stories (Pivotal)."""
+    flagged = flagged or set()
     if service == "asana":
         sections: list[dict[str, Any]] = [
             {"gid": str(1_100_000_000_000_000 + s), "name": f"Section {s + 1}", "tasks": []}
@@ -104,11 +109,17 @@ def page_data(
                 [{"gid": s.external_id, "name": s.name} for s in (subtasks or [])] if i == 0 else []
             )
             sections[i % 3]["tasks"].append(
-                {"gid": item.external_id, "name": item.name, "subtasks": subs}
+                {
+                    "gid": item.external_id,
+                    "name": item.name,
+                    "subtasks": subs,
+                    "readOnly": item.external_id in flagged,
+                }
             )
         return {
             "workspace": "1000000000000001",
             "project": "1000000000000002",
+            "myTasks": "1000000000000003",
             "sections": sections,
         }
     if service == "heyspace":
@@ -123,12 +134,13 @@ def page_data(
         {"name": name, "stories": []} for name in ("Current", "Backlog", "Icebox")
     ]
     for i, item in enumerate(items):
-        panels[i % 3]["stories"].append({"id": item.external_id, "name": item.name})
+        panels[i % 3]["stories"].append(
+            {"id": item.external_id, "name": item.name, "expanded": item.external_id in flagged}
+        )
     return {"project": "1000", "panels": panels}
 
 
-def _route_site(context: BrowserContext, service: str) -> None:
-    origin, page_file = SITES[service]
+def _route_site(context: BrowserContext, origin: str, page_file: str) -> None:
     html = (FIXTURES / page_file).read_bytes()
 
     def handle(route: Route) -> None:
@@ -167,14 +179,24 @@ class Browser:
         return self.context.service_workers[0]
 
     def open_site(
-        self, service: str, path: str, items: list[Item], subtasks: list[Item] | None = None
+        self,
+        service: str,
+        path: str,
+        items: list[Item],
+        subtasks: list[Item] | None = None,
+        *,
+        origin: str | None = None,
+        flagged: set[str] | None = None,
     ) -> Page:
         page = self.context.new_page()
-        page.add_init_script(
-            f"window.__fixtureData = {json.dumps(page_data(service, items, subtasks))};"
-        )
-        page.goto(SITES[service][0] + path)
+        data = page_data(service, items, subtasks, flagged)
+        page.add_init_script(f"window.__fixtureData = {json.dumps(data)};")
+        page.goto((origin or SITES[service][0]) + path)
         return page
+
+    def route_host(self, origin: str, service: str) -> None:
+        """Serves a site's fixture page at another origin (a custom host)."""
+        _route_site(self.context, origin, FIXTURE_PAGES[service])
 
     def options(self) -> Page:
         page = self.context.new_page()
@@ -215,23 +237,20 @@ class Browser:
         return dict(self.worker.evaluate("() => ({...globalThis.__tasktimerRequests})"))
 
 
-@pytest.fixture
-def browser(tmp_path: Path, backend: Backend) -> Iterator[Browser]:
+@contextmanager
+def launch(profile: Path, backend: Backend) -> Iterator[Browser]:
+    """Chromium with the unpacked extension on a profile directory (reusable: a second
+    launch on the same directory is a browser restart)."""
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
+            str(profile),
             executable_path=CHROMIUM,
             headless=True,
             args=[
                 f"--disable-extensions-except={EXTENSION}",
                 f"--load-extension={EXTENSION}",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *ARGS,
             ],
         )
         try:
@@ -241,12 +260,30 @@ def browser(tmp_path: Path, backend: Backend) -> Iterator[Browser]:
                 else context.wait_for_event("serviceworker")
             )
             extension_id = urlsplit(worker.url).netloc
-            for service in SITES:
-                _route_site(context, service)
+            for origin, page_file in SITES.values():
+                _route_site(context, origin, page_file)
+            for origin, page_file in EXTRA_HOSTS.items():
+                _route_site(context, origin, page_file)
             yield Browser(context, extension_id, backend)
         finally:
             context.close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path, backend: Backend) -> Iterator[Browser]:
+    with launch(tmp_path / "profile", backend) as started:
+        yield started
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_browser(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Browser]:
+    """One signed-in browser for a whole module of tests that do not change its profile."""
+    profile = tmp_path_factory.mktemp("profile")
+    with launch(profile, backend) as started:
+        started.sign_in()
+        yield started
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture

@@ -121,10 +121,14 @@ class Server:
         }
         self.log_path = workdir / "server.log"
         self._log = self.log_path.open("wb")
+        self._env = env
+        self._spawn()
+
+    def _spawn(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server"],
             cwd=ROOT,
-            env=env,
+            env=self._env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -146,7 +150,8 @@ class Server:
                 )
             time.sleep(0.1)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stops the process; the database and the port stay for `restart`."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -154,6 +159,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self._spawn()
+
+    def close(self) -> None:
+        self.stop()
         self._log.close()
 
 
@@ -161,6 +173,7 @@ class Backend:
     """What the tests need from the stack, in API terms."""
 
     def __init__(self, server: Server, providers: Providers, email: str, password: str) -> None:
+        self.server = server
         self.url = server.url
         self.email = email
         self.password = password

@@ -108,68 +108,7 @@ def test_sign_in_via_options_and_sign_out(browser: Browser, backend: Backend, wo
     expect(button(site, item)).to_have_attribute("data-tasktimer-state", "signed-out", timeout=5000)
 
 
-# ------------------------------------------------------------------------ buttons per site
-
-VIEWS = {
-    "asana-board": ("asana", f"/0/{ASANA_PROJECT}/board", {"board-card"}),
-    "asana-list": ("asana", f"/0/{ASANA_PROJECT}/list", {"list-row"}),
-    "asana-task-pane": (
-        "asana",
-        "/1/{ws}/project/{p}/task/{first}",
-        {"board-card", "task-pane", "subtask-row"},
-    ),
-    "heyspace-board-and-card": (
-        "heyspace",
-        "/projects/{hp}/kanban?taskId={first}",
-        {"board-card", "card-detail"},
-    ),
-    "pivotal-board": ("pivotaltracker", "/n/projects/1000", {"story"}),
-    "pivotal-story": ("pivotaltracker", "/story/show/{first}", {"story"}),
-}
-
-
-@pytest.mark.parametrize("view", list(VIEWS))
-def test_buttons_and_states_on_each_site(
-    signed_in: Browser, backend: Backend, world: World, view: str
-) -> None:
-    service, path_template, places = VIEWS[view]
-    imported = world.items[service][:4]
-    missing = backend.new_item(service, "Not imported yet")
-    subtasks = world.items["asana"][4:6] if view == "asana-task-pane" else None
-    path = path_template.format(
-        ws=ASANA_WORKSPACE, p=ASANA_PROJECT, hp=HEYSPACE_PROJECT, first=imported[0].external_id
-    )
-    page = signed_in.open_site(service, path, [*imported, missing], subtasks)
-
-    expected = {
-        "asana-board": 5,
-        "asana-list": 5,
-        "asana-task-pane": 5 + 1 + 2,
-        "heyspace-board-and-card": 5 + 1,
-        "pivotal-board": 5,
-        "pivotal-story": 1,
-    }[view]
-    found = wait_settled(page, expected)
-    assert {b["place"] for b in found} == places
-    assert {b["service"] for b in found} == {service}
-    for b in found:
-        if b["id"] == missing.external_id:
-            assert b["state"] == "not-found"
-            assert "Task not found" in b["text"] + b["title"]
-        else:
-            assert b["state"] == "start", b
-    # One button per item and place.
-    keys = [(b["id"], b["place"]) for b in found]
-    assert len(keys) == len(set(keys))
-    if view == "asana-task-pane":
-        pane = page.locator(".TaskPane .tasktimer-button[data-tasktimer-place=task-pane]")
-        expect(pane).to_have_attribute("data-tasktimer-external-id", imported[0].external_id)
-        subtask_ids = {b["id"] for b in found if b["place"] == "subtask-row"}
-        assert subtask_ids == {s.external_id for s in subtasks or []}
-    if view == "heyspace-board-and-card":
-        detail = page.locator("[role=dialog] .tasktimer-button")
-        expect(detail).to_have_attribute("data-tasktimer-external-id", imported[0].external_id)
-    page.screenshot(path=str(ARTIFACTS / f"{view}.png"))
+# Every place on every site: see test_places.py (one browser for all views).
 
 
 # ------------------------------------------------------------------------ start / stop

@@ -33,3 +33,16 @@ def assert_tree(nodes: list[SnapshotNode]) -> dict[str, SnapshotNode]:
         assert node.parent_external_id is None or node.parent_external_id in seen, node
         seen[node.external_id] = node
     return seen
+
+
+def assert_batch(nodes: list[SnapshotNode]) -> dict[str, SnapshotNode]:
+    """An incremental check's nodes: unique ids, and a parent that is in the batch comes
+    before its children (other parents were imported before)."""
+    ids = {node.external_id for node in nodes}
+    assert len(ids) == len(nodes), "duplicate ids"
+    seen: dict[str, SnapshotNode] = {}
+    for node in nodes:
+        parent = node.parent_external_id
+        assert parent is None or parent not in ids or parent in seen, node
+        seen[node.external_id] = node
+    return seen

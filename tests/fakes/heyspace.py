@@ -44,6 +44,7 @@ class HeySpaceState(FakeState):
         "purge",
         "set_truncate_after",
         "set_max_limit",
+        "forbid",
     }
 
     def __init__(self) -> None:
@@ -58,6 +59,8 @@ class HeySpaceState(FakeState):
         self.max_limit = 100
         # Paging lies after this many cards of a space: empty pages that claim more follow.
         self.truncate_after: int | None = None
+        # Spaces listed but not readable (403 on their lists and cards).
+        self.forbidden: set[str] = set()
 
     # -- control ---------------------------------------------------------------------------
     def add_user(self, email: str, password: str, name: str = "") -> str:
@@ -168,6 +171,11 @@ class HeySpaceState(FakeState):
     def set_max_limit(self, limit: int) -> None:
         self.max_limit = limit
 
+    def forbid(self, space_id: str, forbidden: bool = True) -> None:
+        if space_id not in self.projects:
+            raise KeyError(space_id)
+        (self.forbidden.add if forbidden else self.forbidden.discard)(space_id)
+
     def generate(
         self,
         workspaces: int = 1,
@@ -257,6 +265,8 @@ def create_app(state: HeySpaceState | None = None) -> web.Application:
         project_id = request.match_info["project_id"]
         if project_id not in state.projects:
             return _wrap({"message": "Not found"}, 404)
+        if project_id in state.forbidden:
+            return _wrap({"message": "Forbidden"}, 403)
         found = [
             {"id": x["id"], "name": x["name"], "isArchived": x["isArchived"]}
             for x in state.lists.values()
@@ -269,6 +279,8 @@ def create_app(state: HeySpaceState | None = None) -> web.Application:
         project_id = request.match_info["project_id"]
         if project_id not in state.projects:
             return _wrap({"message": "Not found"}, 404)
+        if project_id in state.forbidden:
+            return _wrap({"message": "Forbidden"}, 403)
         try:
             page = int(request.query.get("page", "1"))
             limit = min(int(request.query.get("limit", "50")), state.max_limit)

@@ -7,7 +7,10 @@ Python control: :class:`PivotalState` (``add_user`` → API token, ``add_project
 
 Paging follows the real API: ``limit``/``offset`` in, ``X-Tracker-Pagination-Total/-Limit/
 -Offset/-Returned`` out. ``page_cap`` makes the server return fewer stories than asked for,
-as real servers may.
+as real servers may; ``set_churn`` adds or deletes a story at the front of a project right
+after a page of it was served, so offsets shift under a reader (the total changes).
+``updated_at`` is the time of the last change and ``updated_after`` filters by it;
+``forbid`` answers a project's stories with 403 ``unauthorized_operation``.
 
 ``python -m tests.fakes.pivotal --port 8102 [--stories 5000]`` prints the API token to use.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import secrets
+import time
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -36,6 +41,14 @@ STORY_STATES = (
 )
 
 
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 class PivotalState(FakeState):
     CONTROL_METHODS: ClassVar[frozenset[str]] = FakeState.CONTROL_METHODS | {
         "add_user",
@@ -49,6 +62,8 @@ class PivotalState(FakeState):
         "delete_project",
         "set_page_cap",
         "set_truncate_after",
+        "set_churn",
+        "forbid",
     }
 
     def __init__(self) -> None:
@@ -64,6 +79,10 @@ class PivotalState(FakeState):
         self.page_cap = 500
         # Paging lies after this many stories: empty pages while the total says more follow.
         self.truncate_after: int | None = None
+        # project → (kind, times left): what happens after each page of it is served.
+        self.churn: dict[int, tuple[str, int]] = {}
+        self.forbidden: set[int] = set()
+        self.clock = time.time
 
     def add_user(self, email: str, name: str = "", token: str | None = None) -> str:
         user_id = next(self._ids)
@@ -99,12 +118,18 @@ class PivotalState(FakeState):
         self.memberships[project_id][self._user_id(email)] = role
 
     def add_story(
-        self, project_id: int, name: str, state: str = "unstarted", story_type: str = "feature"
+        self,
+        project_id: int,
+        name: str,
+        state: str = "unstarted",
+        story_type: str = "feature",
+        at: float | None = None,
+        front: bool = False,
     ) -> int:
         if state not in STORY_STATES:
             raise ValueError(state)
         story_id = next(self._story_ids)
-        self.stories[project_id][story_id] = {
+        story = {
             "kind": "story",
             "id": story_id,
             "project_id": project_id,
@@ -112,10 +137,14 @@ class PivotalState(FakeState):
             "story_type": story_type,
             "current_state": state,
             "accepted_at": "2025-01-01T00:00:00Z" if state == "accepted" else None,
-            "updated_at": "2025-01-01T00:00:00Z",
+            "updated_at": _iso(self.clock() if at is None else at),
             "url": f"https://www.pivotaltracker.com/story/show/{story_id}",
             "labels": [],
         }
+        if front:
+            self.stories[project_id] = {story_id: story, **self.stories[project_id]}
+        else:
+            self.stories[project_id][story_id] = story
         self.story_project[story_id] = project_id
         return story_id
 
@@ -127,11 +156,33 @@ class PivotalState(FakeState):
 
     def rename_story(self, story_id: int, name: str) -> None:
         self._story(story_id)["name"] = name
+        self._story(story_id)["updated_at"] = _iso(self.clock())
 
     def set_story_state(self, story_id: int, state: str) -> None:
         if state not in STORY_STATES:
             raise ValueError(state)
         self._story(story_id)["current_state"] = state
+        self._story(story_id)["updated_at"] = _iso(self.clock())
+
+    def set_churn(self, project_id: int, kind: str = "add", times: int = 1) -> None:
+        """After each of the next ``times`` pages of this project: ``add`` a story at the
+        front, or ``delete`` the first one (offsets shift; the total changes)."""
+        if kind not in ("add", "delete"):
+            raise ValueError(kind)
+        self.churn[project_id] = (kind, times)
+
+    def forbid(self, project_id: int, forbidden: bool = True) -> None:
+        (self.forbidden.add if forbidden else self.forbidden.discard)(project_id)
+
+    def _after_page(self, project_id: int) -> None:
+        kind, times = self.churn.get(project_id, ("", 0))
+        if times <= 0:
+            return
+        self.churn[project_id] = (kind, times - 1)
+        if kind == "add":
+            self.add_story(project_id, "Added while paging", front=True)
+        elif self.stories[project_id]:
+            self.delete_story(next(iter(self.stories[project_id])))
 
     def delete_story(self, story_id: int) -> None:
         del self.stories[self.story_project.pop(story_id)][story_id]
@@ -148,12 +199,18 @@ class PivotalState(FakeState):
     def set_truncate_after(self, stories: int | None) -> None:
         self.truncate_after = stories
 
-    def generate(self, projects: int = 1, stories: int = 5_000) -> dict[str, int]:
-        """``stories`` per project, cycling through every story state."""
+    def generate(
+        self, projects: int = 1, stories: int = 5_000, age_s: float = 86_400.0
+    ) -> dict[str, int]:
+        """``stories`` per project, cycling through every story state, last updated
+        ``age_s`` ago."""
+        at = self.clock() - age_s
         for p in range(projects):
             project_id = self.add_project(f"Project {p + 1}")
             for i in range(stories):
-                self.add_story(project_id, f"Story {i + 1}", STORY_STATES[i % len(STORY_STATES)])
+                self.add_story(
+                    project_id, f"Story {i + 1}", STORY_STATES[i % len(STORY_STATES)], at=at
+                )
         return {"projects": projects, "stories": projects * stories}
 
 
@@ -238,20 +295,31 @@ def create_app(state: PivotalState | None = None) -> web.Application:
             return error(400, "invalid_parameter", "limit and offset must be integers")
         if limit < 1 or offset < 0:
             return error(400, "invalid_parameter", "limit must be positive, offset not negative")
+        if project_id in state.forbidden:
+            return error(403, "unauthorized_operation", "Authorization failure for this project.")
         limit = min(limit, state.page_cap)
-        rows = state.stories[project_id]
+        rows: Any = state.stories[project_id].values()
+        if "updated_after" in request.query:
+            try:
+                after = _parse(request.query["updated_after"])
+            except ValueError:
+                return error(400, "invalid_parameter", "updated_after must be a date-time")
+            rows = [r for r in rows if _parse(r["updated_at"]) > after]
+        rows = list(rows)
         total = len(rows)
         start, end = paged_window(total, offset, limit)
         if state.truncate_after is not None and end > state.truncate_after:
             start = end = min(start, total)
-        window = list(rows.values())[start:end]
+        window = rows[start:end]
         headers = {
             "X-Tracker-Pagination-Total": str(total),
             "X-Tracker-Pagination-Limit": str(limit),
             "X-Tracker-Pagination-Offset": str(offset),
             "X-Tracker-Pagination-Returned": str(len(window)),
         }
-        return web.json_response(window, headers=headers)
+        response = web.json_response(window, headers=headers)
+        state._after_page(project_id)
+        return response
 
     app.router.add_get(f"{API}/me", me)
     app.router.add_get(f"{API}/projects", projects)

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from server.integrations.heyspace import HeySpaceConnector, heyspace_login
 from server.integrations.http import ProviderHTTP
-from tests.fakes import heyspace, pivotal
+from tests.fakes import asana, heyspace, pivotal
 from tests.fakes.checks import Saved, collect
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -106,3 +106,47 @@ async def test_runner_serves_a_fake(name: str, session: aiohttp.ClientSession) -
     finally:
         proc.terminate()
         await proc.communicate()
+
+
+async def test_asana_big_organisation_and_new_faults_over_http(
+    aiohttp_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
+    state = asana.AsanaState()
+    server = await aiohttp_server(asana.create_app(state))
+    counts = await control(
+        session,
+        server,
+        "generate",
+        projects=200,
+        tasks=100_000,
+        subtask_every=100,
+        multi_home_every=50,
+        multi_home_subtask_every=5,
+    )
+    assert counts == {
+        "workspaces": 1,
+        "projects": 200,
+        "tasks": 100_000,
+        "subtasks": 1_000,
+        "multi_homed": 2_000,
+        "multi_homed_subtasks": 200,
+    }
+    ws, project = next(iter(state.workspaces)), next(iter(state.projects))
+    await control(session, server, "set_premium", workspace=ws)
+    await control(session, server, "forbid", gid=project)
+    await control(session, server, "set_offset_expiry", seconds=30, requests=5)
+    await control(session, server, "set_search_lag", seconds=2)
+    await control(session, server, "set_registration", kind="granular", scopes=["tasks:read"])
+    assert state.premium == {ws} and state.forbidden == {project}
+    assert (state.offset_ttl_s, state.offset_ttl_requests, state.search_lag_s) == (30, 5, 2)
+    assert state.registration == "granular" and state.app_scopes == {"tasks:read"}
+    token = state.tokens.issue(str(state.authorizing_user))["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    url = server.make_url(f"{asana.API}/tasks")
+    async with session.get(url, params={"project": project}, headers=headers) as resp:
+        assert resp.status == 403
+    other = list(state.projects)[1]
+    params = {"project": other, "limit": "100", "opt_fields": "name,modified_at"}
+    async with session.get(url, params=params, headers=headers) as resp:
+        page = await resp.json()
+    assert len(page["data"]) == 100 and page["next_page"]["offset"]

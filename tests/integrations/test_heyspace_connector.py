@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.integrations.base import ProviderAuthError, ProviderError
+from server.integrations.base import ProviderAuthError, ProviderError, SnapshotNode
 from server.integrations.heyspace import HeySpaceConnector, heyspace_login
 from server.integrations.http import ProviderHTTP
-from tests.fakes.checks import Saved, assert_tree, collect
+from tests.fakes.checks import Saved, assert_batch, assert_tree, collect
 from tests.fakes.heyspace import API, HeySpaceState, create_app
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -151,7 +153,27 @@ async def test_failure_mid_stream_raises_after_partial_output(
         async for node in connector.snapshot():
             seen.append(node)
     assert info.value.status == 500
-    assert [n.kind for n in seen] == ["workspace", "space", "list", "list", "list", "list"]
+    # A space is read whole before it is yielded: nothing of it came out.
+    assert [n.kind for n in seen] == ["workspace"]
+
+
+async def test_one_forbidden_space_is_partial_and_the_rest_complete(
+    http: ProviderHTTP, base: str, state: HeySpaceState, saver: Saved
+) -> None:
+    state.generate(spaces=3, lists_per_space=1, cards=30)
+    closed = list(state.projects)[1]
+    state.forbid(closed)
+    nodes = await collect(await connect(http, base, saver))
+    by_id = assert_tree(nodes)
+    assert by_id[closed].partial and sum(n.partial for n in nodes) == 1
+    assert not any(n.parent_external_id == closed for n in nodes)
+    assert sum(n.kind == "card" for n in nodes) == 20
+    # The incremental check skips it too instead of failing.
+    c = await connect(http, base, saver)
+    _, cstate = await c.changes(None, budget=10)
+    for _ in range(3):
+        c = await connect(http, base, saver)
+        _, cstate = await c.changes(cstate, budget=10)
 
 
 async def test_truncated_card_paging_is_an_error(
@@ -183,3 +205,95 @@ async def test_rate_limit_and_5xx_are_retried(
     nodes = await collect(connector)
     assert sum(n.kind == "card" for n in nodes) == 10
     assert state.faults.rules == []  # every injected failure was met and retried
+
+
+async def run_check(
+    http: ProviderHTTP, base: str, saver: Saved, cstate: dict[str, Any] | None, budget: int
+) -> tuple[list[SnapshotNode], dict[str, Any], int]:
+    c = await connect(http, base, saver)
+    nodes, new_state = await c.changes(cstate, budget=budget)
+    json.dumps(new_state)
+    return nodes, new_state, c.requests
+
+
+async def test_changes_reread_card_pages_and_report_only_what_differs(
+    http: ProviderHTTP, base: str, state: HeySpaceState, saver: Saved
+) -> None:
+    state.generate(spaces=3, lists_per_space=2, cards=600)  # 2 pages per space
+    nodes, cstate, spent = await run_check(http, base, saver, None, 4)
+    assert nodes == [] and spent == 1 + 1  # organisations, spaces of the one organisation
+    # The first time round every page is new to the check: its cards are reported once
+    # (6 pages found one after the other and each space's lists, 4 requests a check).
+    reported: set[str] = set()
+    for _ in range(10):
+        nodes, cstate, spent = await run_check(http, base, saver, cstate, 4)
+        assert spent <= 4
+        reported |= {n.external_id for n in nodes if n.kind == "card"}
+    assert len(reported) == 600
+    for _ in range(3):
+        nodes, cstate, spent = await run_check(http, base, saver, cstate, 4)
+        assert nodes == [] and spent <= 4
+
+    space = list(state.projects)[1]
+    new_list = state.add_list(space, "Arrived upstream")
+    card = state.add_card(new_list, "Created upstream")
+    renamed = next(iter(state.tasks[list(state.projects)[2]]))
+    state.rename(renamed, "Renamed upstream")
+    archived = next(iter(state.tasks[next(iter(state.projects))]))
+    state.archive(archived)
+    found: dict[str, SnapshotNode] = {}
+    # Within two rotations (about 6 pages, 4 requests a check, lists read when a card
+    # names a new one).
+    for _ in range(8):
+        nodes, cstate, spent = await run_check(http, base, saver, cstate, 4)
+        assert spent <= 4
+        found.update(assert_batch(nodes))
+        if card in found and renamed in found:
+            break
+    assert found[new_list].parent_external_id == space
+    assert found[card].parent_external_id == new_list
+    assert found[renamed].name == "Renamed upstream"
+    assert archived not in found  # archiving is the full reconcile's decision
+    assert {n.state for n in found.values()} <= {"active", "completed"}
+    snapshot = {n.external_id: n for n in await collect(await connect(http, base, saver))}
+    assert all(node == snapshot[node.external_id] for node in found.values())
+
+
+async def test_changes_find_new_spaces_when_the_rotation_goes_round(
+    http: ProviderHTTP, base: str, state: HeySpaceState, saver: Saved
+) -> None:
+    state.generate(spaces=2, lists_per_space=1, cards=10)
+    _, cstate, _ = await run_check(http, base, saver, None, 2)
+    org = next(iter(state.orgs))
+    space = state.add_space(org, "New space")
+    lst = state.add_list(space, "Its list")
+    card = state.add_card(lst, "Its card")
+    found: dict[str, SnapshotNode] = {}
+    for _ in range(10):
+        nodes, cstate, spent = await run_check(http, base, saver, cstate, 2)
+        assert spent <= 2
+        found.update({n.external_id: n for n in nodes})
+        if card in found:
+            break
+    assert found[space].parent_external_id == org
+    assert found[card].parent_external_id == lst
+
+
+async def test_a_snapshot_after_the_baseline_completes_it(
+    http: ProviderHTTP, base: str, state: HeySpaceState, saver: Saved
+) -> None:
+    state.generate(spaces=2, lists_per_space=2, cards=400)
+    c = await connect(http, base, saver)
+    nodes, cstate = await c.changes(None, budget=4)  # as the service does: before the sync
+    assert len(await collect(c)) == 1 + 2 + 4 + 400
+    cstate = json.loads(json.dumps(cstate))  # stored after the snapshot was applied
+    for _ in range(4):
+        nodes, cstate, spent = await run_check(http, base, saver, cstate, 4)
+        assert nodes == [] and spent <= 4  # nothing re-reported after a full sync
+    space = next(iter(state.projects))
+    card = state.add_card(next(iter(state.lists)), "New after the sync")
+    found: set[str] = set()
+    for _ in range(4):
+        nodes, cstate, _ = await run_check(http, base, saver, cstate, 4)
+        found |= {n.external_id for n in nodes}
+    assert card in found and space not in found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from server.integrations.base import ProviderAuthError, ProviderError
 from server.integrations.http import ProviderHTTP
 from server.integrations.pivotal import PivotalConnector, pivotal_verify
-from tests.fakes.checks import FAST, assert_tree, collect
+from tests.fakes.checks import FAST, assert_batch, assert_tree, collect
 from tests.fakes.pivotal import API, PivotalState, create_app
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -177,3 +178,105 @@ async def test_slow_response_times_out_and_is_retried(
     nodes = await collect(c)
     assert sum(n.kind == "story" for n in nodes) == 10
     assert state.faults.paths[f"{API}/projects/{next(iter(state.projects))}/stories"] == 2
+
+
+@pytest.mark.parametrize("kind", ["add", "delete"])
+async def test_a_total_that_changes_while_paging_rereads_the_listing(
+    http: ProviderHTTP, base: str, state: PivotalState, kind: str
+) -> None:
+    state.generate(projects=1, stories=30)
+    state.set_page_cap(10)
+    project_id = next(iter(state.projects))
+    # Right after the first page a story is added (or removed) at the front: by offset, the
+    # next page would repeat (or skip) one. The changed total gives it away.
+    state.set_churn(project_id, kind, times=1)
+    c = await connector(http, base)
+    nodes = await collect(c)
+    stories = [n.external_id for n in nodes if n.kind == "story"]
+    assert len(stories) == len(set(stories))
+    assert set(stories) == {str(i) for i in state.stories[project_id]}
+    assert len(stories) == (31 if kind == "add" else 29)
+    # Two pages (the second shows the new total), then the whole listing again, plus
+    # /projects and memberships.
+    pages = 2 + (4 if kind == "add" else 3)
+    assert state.faults.paths[f"{API}/projects/{project_id}/stories"] == pages
+    assert c.requests == 2 + pages
+
+
+async def test_a_listing_that_never_settles_is_an_error(
+    http: ProviderHTTP, base: str, state: PivotalState
+) -> None:
+    state.generate(projects=1, stories=30)
+    state.set_page_cap(10)
+    state.set_churn(next(iter(state.projects)), "add", times=100)
+    with pytest.raises(ProviderError, match="kept changing"):
+        await collect(await connector(http, base))
+
+
+async def test_one_forbidden_project_is_partial(
+    http: ProviderHTTP, base: str, state: PivotalState
+) -> None:
+    state.generate(projects=3, stories=5)
+    closed = list(state.projects)[1]
+    state.forbid(closed)
+    nodes = await collect(await connector(http, base))
+    by_id = assert_tree(nodes)
+    assert by_id[f"project:{closed}"].partial
+    assert sum(n.partial for n in nodes) == 1
+    assert sum(n.kind == "story" for n in nodes) == 10
+    assert not any(n.parent_external_id == f"project:{closed}" for n in nodes)
+
+
+async def test_changes_use_updated_after_and_report_each_change_once(
+    http: ProviderHTTP, base: str, state: PivotalState
+) -> None:
+    state.generate(projects=3, stories=40)
+    c = await connector(http, base)
+    nodes, cstate = await c.changes(None, budget=10)
+    assert nodes == [] and c.requests == 1
+    json.dumps(cstate)
+    c = await connector(http, base)
+    nodes, cstate = await c.changes(cstate, budget=10)
+    assert nodes == [] and c.requests == 1 + 3  # /projects, one updated_after per project
+
+    first, second, third = list(state.projects)
+    story = next(iter(state.stories[first]))
+    state.rename_story(story, "Renamed upstream")
+    added = state.add_story(second, "Created upstream", "started")
+    accepted = next(iter(state.stories[third]))
+    state.set_story_state(accepted, "accepted")
+    new_project = state.add_project("Brand new")
+    in_new = state.add_story(new_project, "In the new project")
+
+    c = await connector(http, base)
+    nodes, cstate = await c.changes(cstate, budget=10)
+    by_id = assert_batch(nodes)
+    assert by_id[str(story)].name == "Renamed upstream"
+    assert by_id[str(added)].parent_external_id == f"{second}:current"
+    assert str(accepted) not in by_id  # acceptance removes: the full reconcile decides
+    assert by_id[f"project:{new_project}"].kind == "project"
+    assert by_id[str(in_new)].parent_external_id == f"{new_project}:backlog"
+    snapshot = {n.external_id: n for n in await collect(await connector(http, base))}
+    assert all(node == snapshot[node.external_id] for node in nodes)
+    c = await connector(http, base)
+    nodes, cstate = await c.changes(cstate, budget=10)
+    assert nodes == []
+
+
+async def test_changes_rotate_through_projects_inside_the_budget(
+    http: ProviderHTTP, base: str, state: PivotalState
+) -> None:
+    state.generate(projects=12, stories=3)
+    c = await connector(http, base)
+    _, cstate = await c.changes(None, budget=5)
+    last = list(state.projects)[-1]
+    added = state.add_story(last, "Late")
+    found = False
+    for _ in range(12):
+        c = await connector(http, base)
+        nodes, cstate = await c.changes(cstate, budget=5)
+        assert c.requests <= 5
+        if any(n.external_id == str(added) for n in nodes):
+            found = True
+            break
+    assert found

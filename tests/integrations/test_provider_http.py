@@ -13,17 +13,26 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from server.integrations.base import ProviderAuthError, ProviderError, ProviderRateLimited
+from server.integrations.base import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderForbidden,
+    ProviderRateLimited,
+)
 from server.integrations.http import (
     BearerTokens,
     ProviderHTTP,
     ProviderUnauthorized,
+    RateLimiter,
+    RequestMeter,
     RetryPolicy,
     paginate,
     parse_retry_after,
     safe_url,
     token_grant,
 )
+from server.integrations.wiring import Connectors
+from server.settings import Settings
 from tests.fakes.checks import FAST, Saved
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
@@ -160,16 +169,17 @@ async def test_malformed_json_is_a_provider_error_without_retry(
     assert script.hits == 1
 
 
-async def test_401_and_403_are_auth_errors(
+async def test_401_is_an_auth_error_and_403_only_forbids_one_object(
     aiohttp_server: ServerFactory, http: ProviderHTTP
 ) -> None:
     script = Script(status(401), status(403))
     url = await serve(aiohttp_server, script)
     with pytest.raises(ProviderUnauthorized):
         await http.get(url)
-    with pytest.raises(ProviderAuthError) as info:
+    with pytest.raises(ProviderForbidden) as info:
         await http.get(url)
-    assert not isinstance(info.value, ProviderUnauthorized)
+    # A 403 says nothing about the credentials: it must not read as "re-authenticate".
+    assert not isinstance(info.value, ProviderAuthError)
     assert info.value.status == 403
     assert script.hits == 2
 
@@ -424,3 +434,83 @@ async def test_token_grant_keeps_transport_failures_apart(
     with pytest.raises(ProviderError) as info:
         await token_grant(http, url, {"grant_type": "password"}, provider="T")
     assert not isinstance(info.value, ProviderAuthError)
+
+
+# -- request counting and the per-integration rate budget ---------------------------------------
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.waits: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+async def test_rate_limiter_keeps_every_minute_within_budget() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(150, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    for _ in range(600):
+        await limiter.acquire()
+        sent.append(clock.now)
+        clock.now += 0.003  # each request takes a little time
+    # A small sync goes through at once...
+    assert sent[149] - sent[0] < 1.0
+    # ...and no 151 requests ever fall inside 60 seconds.
+    assert all(sent[i + 150] - sent[i] >= 60.0 for i in range(len(sent) - 150))
+    assert 180 <= sent[-1] - sent[0] <= 190  # three waits of about a minute
+    assert limiter.used() <= 150
+
+
+async def test_unlimited_limiter_never_waits() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(0, clock=clock, sleep=clock.sleep)
+    for _ in range(1_000):
+        await limiter.acquire()
+    assert clock.waits == []
+
+
+async def test_meter_counts_every_attempt_and_a_429_holds_everyone_sharing_the_limiter(
+    aiohttp_server: ServerFactory, recorded: ProviderHTTP, sleeps: Sleeps
+) -> None:
+    script = Script(status(429, {"Retry-After": "7"}), status(500), ok())
+    url = await serve(aiohttp_server, script)
+    clock = FakeClock()
+    limiter = RateLimiter(100, clock=clock, sleep=clock.sleep)
+    meter, other = RequestMeter(limiter), RequestMeter(limiter)
+    before = recorded.requests
+    await recorded.get(url, meter=meter)
+    assert meter.count == 3 == script.hits  # retries are requests too
+    assert recorded.requests - before == 3
+    assert 7.0 in sleeps.waits
+    # Another connector of the same integration waits out the Retry-After as well.
+    await other.before_request()
+    assert other.count == 1 and sum(clock.waits) >= 7.0
+
+
+def test_one_limiter_per_integration_shared_by_its_connectors(
+    session: aiohttp.ClientSession,
+) -> None:
+    settings = Settings(asana_rate_per_min=42, pivotal_rate_per_min=7)
+    connectors = Connectors(settings, ProviderHTTP(session))
+    asana = {"_id": "acc1:asana", "service": "asana"}
+    pivotal = {"_id": "acc1:pivotaltracker", "service": "pivotaltracker"}
+    assert connectors.limiter(asana) is connectors.limiter(dict(asana))
+    assert connectors.limiter(asana).per_minute == 42
+    assert connectors.limiter(pivotal).per_minute == 7
+    assert connectors.limiter(pivotal) is not connectors.limiter(asana)
+    assert connectors.limiter({"_id": "acc2:asana", "service": "asana"}) is not (
+        connectors.limiter(asana)
+    )
+    first = connectors.connector(pivotal, {"api_token": "t" * 32}, Saved())
+    second = connectors.connector(pivotal, {"api_token": "t" * 32}, Saved())
+    assert first.requests == second.requests == 0
+    assert first._meter.limiter is second._meter.limiter  # type: ignore[attr-defined]

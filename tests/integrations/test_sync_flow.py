@@ -5,60 +5,15 @@ Runs on both storage backends (small data sets, for the mongoeco wire server's s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-from aiohttp.test_utils import TestServer
-
 from server.keys import SERVICES
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
-from tests.fakes import asana as fake_asana
 from tests.fakes import heyspace as fake_heyspace
-from tests.fakes import pivotal as fake_pivotal
+from tests.integrations.conftest import Fakes
 
 HS_EMAIL, HS_PASSWORD = "owner@heyspace.example", "hey-secret-password"
-
-
-@dataclass
-class Fakes:
-    heyspace: fake_heyspace.HeySpaceState
-    pivotal: fake_pivotal.PivotalState
-    asana: fake_asana.AsanaState
-    urls: dict[str, str]
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Fakes]:
-    states = (fake_heyspace.HeySpaceState(), fake_pivotal.PivotalState(), fake_asana.AsanaState())
-    servers = [
-        TestServer(module.create_app(state), host="127.0.0.1")  # type: ignore[attr-defined]
-        for module, state in zip((fake_heyspace, fake_pivotal, fake_asana), states, strict=True)
-    ]
-    for server in servers:
-        await server.start_server()
-    base = [str(s.make_url("")).rstrip("/") for s in servers]
-    urls = {
-        "heyspace_api_url": f"{base[0]}/api",
-        "pivotal_api_url": f"{base[1]}/services/v5",
-        "asana_api_url": f"{base[2]}/api/1.0",
-        "asana_oauth_url": f"{base[2]}/-",
-        "asana_client_id": fake_asana.CLIENT_ID,
-        "asana_client_secret": fake_asana.CLIENT_SECRET,
-    }
-    try:
-        yield Fakes(*states, urls=urls)
-    finally:
-        for server in servers:
-            await server.close()
-
-
-@pytest.fixture
-async def admin_api(make_client: Any, fakes: Fakes) -> Api:
-    client = await make_client(**fakes.urls)
-    return await Api(client).login(ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
 async def wait_sync(api: Api, service: str, sync_id: str) -> dict[str, Any]:
@@ -107,6 +62,7 @@ async def test_heyspace_import_rules_pending_and_failures(admin_api: Api, fakes:
     assert HS_PASSWORD not in str(integration) and "credentials" not in integration
     sync = await last_sync(admin_api, "heyspace")
     assert sync["state"] == "succeeded"
+    requests = sync["counts"].pop("requests")
     assert sync["counts"] == {
         "created": 7,
         "updated": 0,
@@ -114,6 +70,11 @@ async def test_heyspace_import_rules_pending_and_failures(admin_api: Api, fakes:
         "removed": 0,
         "unchanged": 0,
     }
+    # Every provider request of the sync is counted (the fake counts what it answered;
+    # the login that checked the credentials came before the sync).
+    before = fakes.heyspace.faults.requests
+    counted = (await force(admin_api, "heyspace"))["counts"]["requests"]
+    assert requests > 0 and counted == fakes.heyspace.faults.requests - before
     tree = await tasks_by_name(admin_api)
     assert tree["Design"]["path"] == ["HeySpace", "Studio", "Website", "To do", "Design"]
     assert tree["Design"]["source"] == {
@@ -243,12 +204,18 @@ async def test_lifecycle_unlink_reenable_owner_missing_and_manual_decisions(
     await force(admin_api, "heyspace")
     _, visible = await user.get("/api/v1/tasks?trackable=true")
     assert [t["name"] for t in visible["items"]] == ["Design"]
-    # Join: a second force sync while one runs returns the same sync.
+    # A force sync while one runs queues one follow-up; further requests join it.
     fakes.heyspace.faults.slow(0.3, path=f"/api/projects/{ids['space']}/tasks", times=1)
     s1 = (await admin_api.post("/api/v1/integrations/heyspace/sync"))[1]["sync_id"]
     s2 = (await user.post("/api/v1/integrations/heyspace/sync"))[1]["sync_id"]
-    assert s1 == s2
-    await wait_sync(admin_api, "heyspace", s1)
+    s3 = (await admin_api.post("/api/v1/integrations/heyspace/sync"))[1]["sync_id"]
+    assert s1 != s2 and s2 == s3
+    queued = (await admin_api.get(f"/api/v1/integrations/heyspace/syncs/{s2}"))[1]
+    assert queued["state"] == "queued" and queued["started_at"] is None
+    first = await wait_sync(admin_api, "heyspace", s1)
+    follow_up = await wait_sync(admin_api, "heyspace", s2)
+    assert follow_up["state"] == "succeeded"
+    assert follow_up["started_at"] >= first["finished_at"]
     # Unlink: credentials forgotten, tree archived, entries kept.
     await admin_api.post(
         "/api/v1/entries",
@@ -321,11 +288,12 @@ async def test_asana_oauth_workspaces_assignment_refresh_and_invitations(
     redirect = await admin_api.client.session.get(authorize, allow_redirects=False)
     location = urlsplit(redirect.headers["Location"])
     callback = f"{location.path}?{location.query}"
-    page = await admin_api.client.get(callback)
-    assert page.status == 200 and "connected" in (await page.text())
+    page = await admin_api.client.get(callback, allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/integrations?connected=asana"
     # The state is single use.
-    replay = await admin_api.client.get(callback)
-    assert replay.status == 404
+    replay = await admin_api.client.get(callback, allow_redirects=False)
+    assert replay.status == 303
+    assert "asana_error=oauth_state_invalid" in replay.headers["Location"]
     assert (await last_sync(admin_api, "asana"))["state"] == "succeeded"
     tree = await tasks_by_name(admin_api)
     assert tree["Press release"]["path"] == ["Asana", "Website", "Now", "Launch", "Press release"]

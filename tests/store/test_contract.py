@@ -292,3 +292,53 @@ async def test_concurrent_writes_fail_alone(db: Backend) -> None:
     assert results[0] is None and results[3] is None
     assert isinstance(results[1], DuplicateKey) and isinstance(results[2], DuplicateKey)
     assert {d["_id"] for d in await db.find("tasks", {})} == {"t001", "t002", "t003"}
+
+
+async def test_sum_durations_groups_whole_seconds_and_counts_open_ends_to_until(
+    db: Backend,
+) -> None:
+    def entry(
+        i: int, task_id: str, start: str, end: str | None, user: str = "u1"
+    ) -> dict[str, object]:
+        return {
+            "_id": f"e{i:03d}",
+            "account_id": "a1",
+            "user_id": user,
+            "task_id": task_id,
+            "start": start,
+            "end": end,
+            "running": end is None,
+        }
+
+    await db.insert_many(
+        "entries",
+        [
+            # 90.9 s: whole seconds per entry, truncated like an entry's duration_s.
+            entry(1, "t1", "2026-03-01T10:00:00.100000Z", "2026-03-01T10:01:31.000000Z"),
+            # Across midnight and a month end: 2 h exactly.
+            entry(2, "t1", "2026-02-28T23:00:00.000000Z", "2026-03-01T01:00:00.000000Z"),
+            # Sub-millisecond digits decide: 0.999999 s is 0, 1.000001 s is 1.
+            entry(3, "t2", "2026-03-01T10:00:00.000001Z", "2026-03-01T10:00:01.000000Z"),
+            entry(4, "t2", "2026-03-01T11:00:00.000000Z", "2026-03-01T11:00:01.000001Z"),
+            # Open: counts up to `until` (5 min).
+            entry(5, "t3", "2026-03-01T11:55:00.000000Z", None),
+            # Filtered out by user.
+            entry(6, "t1", "2026-03-01T09:00:00.000000Z", "2026-03-01T10:00:00.000000Z", "u2"),
+        ],
+    )
+    totals = await db.sum_durations(
+        "entries",
+        {"account_id": "a1", "user_id": "u1", "task_id": {"$in": ["t1", "t2", "t3", "t9"]}},
+        group_by="task_id",
+        until="2026-03-01T12:00:00.000000Z",
+    )
+    assert totals == {"t1": 90 + 7200, "t2": 1, "t3": 300}
+    assert (
+        await db.sum_durations(
+            "entries",
+            {"account_id": "nobody"},
+            group_by="task_id",
+            until="2026-03-01T12:00:00.000000Z",
+        )
+        == {}
+    )

@@ -2,6 +2,7 @@
 // it is the one place that holds the token and talks to the server.
 
 export const DEFAULT_SERVER_URL = "http://127.0.0.1:8080";
+const REQUEST_TIMEOUT_MS = 15_000;
 
 /** Error raised for any non-2xx answer or network failure; `code` follows API.md. */
 export class ApiError extends Error {
@@ -70,7 +71,14 @@ export class ServerClient {
   }
 
   async request(method, path, body = undefined, extraHeaders = {}) {
-    const init = { method, headers: this.headers(extraHeaders), cache: "no-store" };
+    // A network that swallows packets must not leave a click pending for minutes: after
+    // this long it counts as unreachable (and a start/stop is queued, see the worker).
+    const init = {
+      method,
+      headers: this.headers(extraHeaders),
+      cache: "no-store",
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -121,8 +129,8 @@ export class ServerClient {
     return this.request("POST", "/timer/start", body, { "Idempotency-Key": idempotencyKey });
   }
 
-  stop(entryId) {
-    return this.request("POST", "/timer/stop", entryId ? { entry_id: entryId } : {});
+  stop(body, idempotencyKey) {
+    return this.request("POST", "/timer/stop", body, { "Idempotency-Key": idempotencyKey });
   }
 
   updateEntry(entryId, changes) {

@@ -33,3 +33,38 @@ export async function loadTimer() {
 export async function saveTimer(timer) {
   await chrome.storage.local.set({ [TIMER]: timer });
 }
+
+/**
+ * @typedef {{
+ *   key: string, kind: "start" | "stop", at: string, service: string | null,
+ *   externalId: string | null, title: string, body: object, queuedAt: string,
+ * }} QueuedAction
+ */
+
+const QUEUE = "queue";
+const QUEUE_FAILURES = "queueFailures";
+const SETTINGS = "settings";
+
+/** @returns {Promise<QueuedAction[]>} */
+export async function loadQueue() {
+  const { [QUEUE]: queue } = await chrome.storage.local.get(QUEUE);
+  return Array.isArray(queue) ? queue : [];
+}
+
+/** @param {QueuedAction[]} queue */
+export async function saveQueue(queue) {
+  await chrome.storage.local.set({ [QUEUE]: queue });
+}
+
+/** Replays the server refused for good, newest first, kept for the popup to show. */
+export async function recordQueueFailure(action, reason) {
+  const { [QUEUE_FAILURES]: failures = [] } = await chrome.storage.local.get(QUEUE_FAILURES);
+  const entry = { kind: action.kind, at: action.at, title: action.title, reason };
+  await chrome.storage.local.set({ [QUEUE_FAILURES]: [entry, ...failures].slice(0, 5) });
+}
+
+/** @returns {Promise<import("../shared/settings.js").Settings>} */
+export async function loadSettings() {
+  const { [SETTINGS]: settings } = await chrome.storage.local.get(SETTINGS);
+  return settings ?? { sites: {}, customHosts: [], customHostsText: "" };
+}

@@ -14,7 +14,9 @@
   const SYNC_POLL_MS = 1_000;
   const SYNC_TIMEOUT_MS = 90_000;
   const TOAST_MS = 6_000;
+  const TICK_MS = 30_000;
   const PREFIX = "tasktimer-";
+  const SETTINGS = "settings";
 
   const LABELS = {
     loading: ["…", "Tasktimer: checking this item"],
@@ -28,7 +30,24 @@
     forbidden: ["Not allowed", "You have no tracking role on this task in Tasktimer."],
     "signed-out": ["Sign in", "Sign in to Tasktimer in the extension's options"],
     error: ["Retry", "Tasktimer could not check this item; click to retry"],
+    queued: [
+      "Queued…",
+      "The Tasktimer server cannot be reached: this click is kept and sent as soon as it answers.",
+    ],
   };
+
+  /** Compact tracked time: `h:mm` (e.g. 1:23), or seconds under a minute. */
+  function compact(seconds) {
+    if (seconds < 60) return `${seconds}s`;
+    const minutes = Math.floor(seconds / 60);
+    return `${Math.floor(minutes / 60)}:${String(minutes % 60).padStart(2, "0")}`;
+  }
+
+  function spelled(seconds) {
+    const minutes = Math.floor(seconds / 60);
+    const h = Math.floor(minutes / 60);
+    return h ? `${h} h ${minutes % 60} min` : `${minutes} min`;
+  }
 
   /** Sends a message to the service worker and unwraps its `{ok, data | error}` answer. */
   async function ask(message) {
@@ -73,22 +92,64 @@
       this.lastUrl = location.href;
       this.panel = null;
       this.toast = null;
+      /** queued actions (service, externalId, kind) waiting for the server */
+      this.queue = [];
+      /** stopped entries already added to the totals */
+      this.countedStops = new Set();
+      this.enabled = false;
+      this.observer = new MutationObserver((records) => this.onMutations(records));
+      this.tick = 0;
     }
 
     start() {
-      const observer = new MutationObserver((records) => this.onMutations(records));
-      observer.observe(document.documentElement, {
-        childList: true,
-        subtree: true,
-        attributes: true,
-        attributeFilter: ["id", "data-task-id", "class"],
-      });
       chrome.runtime.onMessage.addListener((message, sender, sendResponse) =>
         this.onMessage(message, sendResponse),
       );
+      chrome.storage.onChanged.addListener((changes, area) => {
+        if (area === "local" && Object.hasOwn(changes, SETTINGS)) this.applySettings(changes[SETTINGS].newValue);
+      });
       addEventListener("popstate", () => this.schedule());
       globalThis.navigation?.addEventListener("navigatesuccess", () => this.schedule());
-      this.pass();
+      chrome.storage.local.get(SETTINGS).then(
+        ({ [SETTINGS]: settings }) => this.applySettings(settings),
+        () => this.applySettings(undefined),
+      );
+    }
+
+    // ------------------------------------------------------------ site switch
+
+    /** On when the site's switch is on and this host is the site's own or a custom one. */
+    allowedBy(settings) {
+      if (settings?.sites?.[this.service] === false) return false;
+      const host = location.hostname;
+      if ((this.site.hosts ?? []).includes(host)) return true;
+      return (settings?.customHosts ?? []).some((entry) => entry.service === this.service && entry.hostname === host);
+    }
+
+    applySettings(settings) {
+      const enabled = this.allowedBy(settings);
+      if (enabled === this.enabled) return;
+      this.enabled = enabled;
+      if (enabled) {
+        this.observer.observe(document.documentElement, {
+          childList: true,
+          subtree: true,
+          attributes: true,
+          attributeFilter: ["id", "data-task-id", "class"],
+        });
+        this.pass();
+        return;
+      }
+      this.observer.disconnect();
+      clearTimeout(this.timer);
+      this.timer = 0;
+      this.closePanel();
+      this.toast?.remove();
+      for (const node of document.querySelectorAll(`.tasktimer-button[data-tasktimer-service="${this.service}"]`)) {
+        node.remove();
+      }
+      for (const node of document.querySelectorAll("[data-tasktimer-handled]")) node.removeAttribute("data-tasktimer-handled");
+      this.mounted = new WeakMap();
     }
 
     // ------------------------------------------------------------ scheduling
@@ -124,6 +185,7 @@
 
     /** Finds every item, makes sure it has exactly one button, resolves unknown ids at once. */
     pass() {
+      if (!this.enabled) return;
       const began = performance.now();
       if (location.href !== this.lastUrl) {
         this.lastUrl = location.href;
@@ -132,7 +194,7 @@
       const stale = new Set();
       for (const place of this.site.places) {
         for (const item of document.querySelectorAll(place.selector)) {
-          if (place.accept && !place.accept(item)) continue;
+          if (isOurs(item) || (place.accept && !place.accept(item))) continue;
           const externalId = place.externalId(item);
           if (!externalId) continue;
           const button = this.ensureButton(place, item, externalId);
@@ -209,8 +271,13 @@
       return Boolean(result && running.task_id && result.task_id === running.task_id);
     }
 
+    isQueued(externalId) {
+      return this.queue.some((action) => action.service === this.service && action.externalId === externalId);
+    }
+
     stateOf(externalId) {
       if (!this.signedIn) return "signed-out";
+      if (this.isQueued(externalId)) return "queued";
       const cached = this.cache.get(externalId);
       if (!cached) return "loading";
       if (cached.busy) return "loading";
@@ -221,16 +288,95 @@
       return "start";
     }
 
+    /** The user's seconds on an item: closed entries plus the running one up to now. */
+    totalOf(externalId) {
+      const cached = this.cache.get(externalId);
+      if (!cached?.result || typeof cached.closed !== "number") return null;
+      let total = cached.closed;
+      if (this.isRunning(externalId, cached.result) && this.running?.start) {
+        total += Math.max(0, Math.floor((Date.now() - Date.parse(this.running.start)) / 1000));
+      }
+      return total;
+    }
+
     render(button) {
       const externalId = button.getAttribute("data-tasktimer-external-id");
       const state = this.stateOf(externalId);
-      if (button.getAttribute("data-tasktimer-state") === state) return;
-      const [text, tooltip] = LABELS[state];
+      const total = this.totalOf(externalId);
+      const totalText = total === null ? "" : String(total);
+      if (
+        button.getAttribute("data-tasktimer-state") === state &&
+        (button.getAttribute("data-tasktimer-total-s") ?? "") === totalText
+      ) {
+        return;
+      }
+      const [label, tooltip] = LABELS[state];
       const cached = this.cache.get(externalId);
       button.setAttribute("data-tasktimer-state", state);
-      button.textContent = text;
-      button.title = state === "forbidden" && cached?.result?.archived ? "This task is archived in Tasktimer." : tooltip;
-      button.setAttribute("aria-label", tooltip);
+      let title = state === "forbidden" && cached?.result?.archived ? "This task is archived in Tasktimer." : tooltip;
+      const parts = [element("span", { class: "tasktimer-label" }, label)];
+      if (total === null) {
+        button.removeAttribute("data-tasktimer-total-s");
+      } else {
+        button.setAttribute("data-tasktimer-total-s", totalText);
+        if (total > 0) {
+          parts.push(element("span", { class: "tasktimer-total" }, compact(total)));
+          title += ` — your time on it: ${spelled(total)}`;
+        }
+      }
+      button.replaceChildren(...parts);
+      button.title = title;
+      button.setAttribute("aria-label", title);
+    }
+
+    /** Running buttons show a growing total; re-render them now and then. */
+    keepTicking() {
+      const needed = Boolean(this.running) && this.enabled;
+      if (needed && !this.tick) this.tick = setInterval(() => this.renderAll(), TICK_MS);
+      if (!needed && this.tick) {
+        clearInterval(this.tick);
+        this.tick = 0;
+      }
+    }
+
+    /** Cache entry for a resolve result; `closed` leaves out a running entry's time. */
+    remember(externalId, result, at) {
+      const entry = { result, at };
+      if (result) {
+        let closed = result.my_total_s ?? 0;
+        if (this.isRunning(externalId, result) && this.running?.start) {
+          closed -= Math.floor((Date.now() - Date.parse(this.running.start)) / 1000);
+        }
+        entry.closed = Math.max(0, closed);
+      }
+      this.cache.set(externalId, entry);
+    }
+
+    /**
+     * The timer changed. A stop whose entry the worker reports adds its duration to the
+     * item's total; a stop seen without it (made elsewhere) re-resolves that item once.
+     */
+    followTimer(running, stopped) {
+      const previous = this.running;
+      if (stopped && !this.countedStops.has(stopped.id)) {
+        this.countedStops.add(stopped.id);
+        for (const [externalId, cached] of this.cache) {
+          if (!cached.result || typeof cached.closed !== "number") continue;
+          const ref = stopped.pending_ref;
+          const same =
+            (stopped.task_id && cached.result.task_id === stopped.task_id) ||
+            (ref && ref.service === this.service && ref.external_id === externalId);
+          if (same) cached.closed += stopped.duration_s ?? 0;
+        }
+      } else if (!stopped && previous && previous.id !== running?.id) {
+        for (const [externalId, cached] of this.cache) {
+          if (this.isRunning(externalId, cached.result)) this.cache.delete(externalId);
+        }
+      }
+      this.running = running;
+      this.keepTicking();
+      this.renderAll();
+      this.pass();
     }
 
     renderAll() {
@@ -257,8 +403,10 @@
         // Signed-out answers are cached too, so churn does not ask again; signing in clears them.
         this.signedIn = answer.signedIn;
         this.running = answer.running;
+        this.queue = answer.queue ?? this.queue;
+        this.keepTicking();
         const at = performance.now();
-        for (const id of ids) this.cache.set(id, { result: answer.results[id] ?? null, at });
+        for (const id of ids) this.remember(id, answer.results[id] ?? null, at);
       } catch (err) {
         const at = performance.now();
         if (err.code === "signed_out") this.signedIn = false;
@@ -274,9 +422,16 @@
     // ------------------------------------------------------------ messages from the worker
 
     onMessage(message, sendResponse) {
+      if (!this.enabled) {
+        if (message?.type === "page-item") sendResponse(null);
+        return false;
+      }
       switch (message?.type) {
         case "timer-changed":
-          this.running = message.running;
+          this.followTimer(message.running, message.stopped ?? null);
+          return false;
+        case "queue-changed":
+          this.queue = message.queue ?? [];
           this.renderAll();
           return false;
         case "tasks-changed":
@@ -319,6 +474,9 @@
           return this.startTimer(externalId, this.titleOf(button, place));
         case "stop":
           return this.stopTimer(externalId);
+        case "queued":
+          // Never a second action for one click: this one is already kept.
+          return this.showToast(button.title);
         case "not-found":
           return this.openNotFoundPanel(button, externalId, this.titleOf(button, place));
         case "forbidden":
@@ -346,11 +504,16 @@
     }
 
     async startTimer(externalId, title) {
+      const at = new Date().toISOString();
       try {
         const state = await this.withBusy(externalId, () =>
-          ask({ type: "start", service: this.service, externalId, title }),
+          ask({ type: "start", service: this.service, externalId, title, at }),
         );
-        this.running = state.running;
+        if (state.queued) {
+          this.queue = state.queue;
+        } else {
+          this.followTimer(state.running, state.stopped ?? null);
+        }
         this.renderAll();
       } catch (err) {
         this.handleActionError(externalId, err);
@@ -358,9 +521,16 @@
     }
 
     async stopTimer(externalId) {
+      const at = new Date().toISOString();
       try {
-        await this.withBusy(externalId, () => ask({ type: "stop", entryId: this.running?.id }));
-        this.running = null;
+        const state = await this.withBusy(externalId, () =>
+          ask({ type: "stop", entryId: this.running?.id, service: this.service, externalId, at }),
+        );
+        if (state.queued) {
+          this.queue = state.queue;
+        } else {
+          this.followTimer(null, state.stopped ?? null);
+        }
         this.renderAll();
       } catch (err) {
         this.handleActionError(externalId, err);
@@ -490,7 +660,7 @@
    *   accept?: (item: Element) => boolean,
    *   mount?: (item: Element) => Element | {parent: Element, before?: Node | null} | null,
    * }} Place
-   * @typedef {{service: string, places: Place[], pageItem?: () => {externalId: string, title?: string} | null}} Site
+   * @typedef {{service: string, hosts: string[], places: Place[], pageItem?: () => {externalId: string, title?: string} | null}} Site
    */
   globalThis.TasktimerButtons = Object.freeze({
     /** @param {Site} site */
@@ -500,8 +670,14 @@
       return controller;
     },
     /** Last path segment / query helpers shared by the site files. */
+    /** An element's value or text, without the text of our own buttons inside it. */
     text(node) {
-      return node?.value ?? node?.textContent?.trim() ?? "";
+      if (!node) return "";
+      if (typeof node.value === "string") return node.value;
+      if (!node.querySelector?.(".tasktimer-button")) return node.textContent?.trim() ?? "";
+      const copy = node.cloneNode(true);
+      for (const ours of copy.querySelectorAll(".tasktimer-button")) ours.remove();
+      return copy.textContent.trim();
     },
     idAfterUnderscore(value) {
       const match = /_(\d+)$/.exec(value ?? "");

@@ -84,8 +84,8 @@ async function startTask(taskId) {
   try {
     // While a timer runs, the inputs show its own note and tags; a new timer starts clean
     // unless the user typed new ones.
-    const state = await ask({ type: "start", taskId, note: noteInput.value, tags: tags() });
-    showTimer(state);
+    const state = await ask({ type: "start", taskId, note: noteInput.value, tags: tags(), at: new Date().toISOString() });
+    if (!state.queued) showTimer(state);
   } catch (err) {
     showError(err.message);
   }
@@ -125,8 +125,8 @@ tagsInput.addEventListener("change", saveNoteAndTags);
 stopButton.addEventListener("click", async () => {
   showError("");
   try {
-    await ask({ type: "stop", entryId: running?.id });
-    showTimer({ running: null });
+    const state = await ask({ type: "stop", entryId: running?.id, at: new Date().toISOString() });
+    if (!state.queued) showTimer({ running: null });
   } catch (err) {
     showError(err.message);
   }
@@ -197,6 +197,43 @@ async function suggestCurrentTask() {
   hint.hidden = false;
   results.replaceChildren(resultItem(task, true));
 }
+
+// ---------------------------------------------------------------- offline queue
+
+const queueBox = $("#queue");
+const queueList = $("[data-tasktimer-queue]");
+const failureList = $("[data-tasktimer-queue-failures]");
+
+function describeAction(action) {
+  const what = action.kind === "start" ? "Start" : "Stop";
+  const item = action.title || (action.externalId ? `${action.service} #${action.externalId}` : "the running timer");
+  return `${what} ${item} — clicked ${new Date(action.at).toLocaleTimeString()}`;
+}
+
+async function showQueue() {
+  const { queue, failures } = await ask({ type: "queued-actions" });
+  queueBox.hidden = !queue.length;
+  queueList.replaceChildren(
+    ...queue.map((action) => {
+      const item = document.createElement("li");
+      item.setAttribute("data-tasktimer-queued-action", action.kind);
+      item.textContent = describeAction(action);
+      return item;
+    }),
+  );
+  failureList.hidden = !failures.length;
+  failureList.replaceChildren(
+    ...failures.map((failure) => {
+      const item = document.createElement("li");
+      item.textContent = `Not sent: ${describeAction(failure)} (${failure.reason})`;
+      return item;
+    }),
+  );
+}
+
+onStorageKey("queue", () => void showQueue());
+onStorageKey("queueFailures", () => void showQueue());
+void showQueue();
 
 onStorageKey("timer", (timer) => showTimer(timer ?? { running: null }));
 onStorageKey("auth", async () => showState(await ask({ type: "get-state" })));

@@ -1,0 +1,154 @@
+"""SQL for the report queries of the SQLite adapter.
+
+The range is read as three disjoint parts so that each one is an index range:
+entries starting inside it (``ix_entries_account_id_start_end_user_id_task_id``, which
+covers every column a summary needs), finished entries that started before it and end
+inside or after it (``ix_entries_account_id_end_start``), and running entries that
+started before it. Local days come from the range's ``DayGrid`` as two small ``CASE``
+expressions (see ``server.domain.localdays``); an entry crossing local midnight is split
+by a recursive CTE that only the crossing entries enter.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from ..domain.localdays import DAY_S, DayGrid
+from ..jsonutil import dumps_str
+from .base import EntryRange, GroupKey
+
+
+def seconds_of(column: str) -> str:
+    # The first 19 characters: whole seconds, cut rather than rounded (strftime rounds
+    # fractions to milliseconds first).
+    return f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER)"
+
+
+def _case(var: str, pieces: Sequence[tuple[int, int]]) -> str:
+    """``value(var)`` of a piecewise constant function given as (from, value) pieces."""
+    if len(pieces) == 1:
+        return str(int(pieces[0][1]))
+    whens = " ".join(
+        f"WHEN {var} < {int(since)} THEN {int(prev)}"
+        for (_, prev), (since, _) in itertools.pairwise(pieces)
+    )
+    return f"(CASE {whens} ELSE {int(pieces[-1][1])} END)"
+
+
+def day_of(var: str, grid: DayGrid) -> str:
+    return f"(({var} + {_case(var, grid.shifts)}) / {DAY_S} - {grid.epoch_day0})"
+
+
+def midnight(var: str, grid: DayGrid) -> str:
+    return f"(({grid.epoch_day0} + {var}) * {DAY_S} - {_case(var, grid.midnight_shifts)})"
+
+
+def filters(rng: EntryRange, params: dict[str, Any]) -> str:
+    """Conditions besides the range, as named parameters (shared by every part)."""
+    parts = ["account_id = :account_id"]
+    params["account_id"] = rng.account_id
+    if rng.user_ids is not None:
+        parts.append("user_id IN (SELECT value FROM json_each(:user_ids))")
+        params["user_ids"] = dumps_str(list(rng.user_ids))
+    if rng.task_ids is not None:
+        parts.append("task_id IN (SELECT value FROM json_each(:task_ids))")
+        params["task_ids"] = dumps_str(list(rng.task_ids))
+    if rng.tag is not None:
+        parts.append("EXISTS (SELECT 1 FROM json_each(entries.doc, '$.tags') WHERE value = :tag)")
+        params["tag"] = rng.tag
+    if rng.own_user is not None:
+        params["own_user"] = rng.own_user
+        if rng.managed_tasks:
+            parts.append(
+                "(user_id = :own_user OR task_id IN (SELECT value FROM json_each(:managed)))"
+            )
+            params["managed"] = dumps_str(list(rng.managed_tasks))
+        else:
+            parts.append("user_id = :own_user")
+    return " AND ".join(parts)
+
+
+# The three disjoint parts of "overlaps [lo, hi)", each with the index that makes it a
+# range (named as ``SQLiteBackend._migrate`` names the indexes of ``specs.ENTRIES``). The
+# planner is told which one: without statistics it may pick the start index for "started
+# before the range", which reads the whole history before it.
+START_INDEX = "ix_entries_account_id_start_start_s_end_s_user_id_task_id"
+END_INDEX = "ix_entries_account_id_end_start_start_s_end_s_user_id_task_id"
+INSIDE = ("start >= :lo_iso AND start < :hi_iso", START_INDEX)
+CROSSING = ('start < :lo_iso AND "end" > :lo_iso', END_INDEX)
+RUNNING_BEFORE = ('start < :lo_iso AND "end" IS NULL', END_INDEX)
+PARTS = (INSIDE, CROSSING, RUNNING_BEFORE)
+# The row phases of an export, in start order: what began before the range, then the rest.
+ROW_PHASES = ((CROSSING, RUNNING_BEFORE), (INSIDE,))
+
+
+def range_params(rng: EntryRange, params: dict[str, Any]) -> None:
+    params.update(lo_iso=rng.lo_iso, hi_iso=rng.hi_iso, lo=rng.lo, hi=rng.hi, now=rng.now)
+
+
+_KEY_COLUMNS = {"task": "task_id", "user": "user_id", "tag": "tag", "day": "d"}
+
+
+def totals_sql(rng: EntryRange, keys: Sequence[GroupKey]) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {}
+    where = filters(rng, params)
+    range_params(rng, params)
+    with_tag = "tag" in keys
+    cols = "user_id, task_id, _id, t.value AS tag" if with_tag else "user_id, task_id"
+    # With tags: one row per tag of an entry (none: one row with NULL).
+    tags = " LEFT JOIN json_each(entries.doc, '$.tags') AS t" if with_tag else ""
+    # start_s, end_s: the generated columns of specs.ENTRIES (read from the index).
+    clipped = "MAX(start_s, :lo) AS s, MIN(COALESCE(end_s, :now), :hi) AS e"
+    parts = " UNION ALL ".join(
+        f"SELECT {cols}, {clipped} FROM entries INDEXED BY {index}{tags} WHERE {where} AND ({part})"
+        for part, index in PARTS
+    )
+    # DISTINCT: a tag repeated on one entry still counts once.
+    live = (
+        "SELECT DISTINCT user_id, task_id, _id, tag, s, e" if with_tag else "SELECT *"
+    ) + " FROM base WHERE e > s"
+    # NOT MATERIALIZED (SQLite >= 3.35): reading the covering index twice is cheaper than
+    # copying every row into a temporary table for the two uses of the day path.
+    ctes = [f"base AS ({parts})", f"live AS NOT MATERIALIZED ({live})"]
+    group = ", ".join(_KEY_COLUMNS[k] for k in keys)
+    if "day" not in keys:
+        select_group = f"{group}, " if group else ""
+        sql = f"WITH {', '.join(ctes)} SELECT {select_group}SUM(e - s) FROM live"
+        return (sql + f" GROUP BY {group}" if group else sql), params
+    grid = rng.grid
+    kc = "".join(f"{_KEY_COLUMNS[k]}, " for k in keys if k != "day")
+    ctes.append(
+        f"dayed AS NOT MATERIALIZED (SELECT {kc}s, e, {day_of('s', grid)} AS ds,"
+        f" {day_of('(e - 1)', grid)} AS de"
+        " FROM live)"
+    )
+    ctes.append(
+        f"multi({kc}d, de, s, e) AS (SELECT {kc}ds, de, s, e FROM dayed WHERE ds < de"
+        f" UNION ALL SELECT {kc}d + 1, de, s, e FROM multi WHERE d < de)"
+    )
+    pieces = (
+        f"SELECT {kc}ds AS d, e - s AS x FROM dayed WHERE ds = de UNION ALL "
+        f"SELECT {kc}d, MIN(e, {midnight('(d + 1)', grid)}) - MAX(s, {midnight('d', grid)})"
+        " FROM multi"
+    )
+    sql = (
+        f"WITH RECURSIVE {', '.join(ctes)} SELECT {group}, SUM(x) FROM ({pieces}) GROUP BY {group}"
+    )
+    return sql, params
+
+
+def rows_sql(
+    rng: EntryRange, parts: Sequence[tuple[str, str]], limit: int
+) -> tuple[str, dict[str, Any]]:
+    """One batch of the entries of ``parts`` after the keyset (:after_start, :after_id)."""
+    params: dict[str, Any] = {"limit": limit}
+    where = filters(rng, params)
+    range_params(rng, params)
+    sql = " UNION ALL ".join(
+        f"SELECT doc, start, _id FROM entries INDEXED BY {index} WHERE {where} AND ({part}) "
+        "AND (start > :after_start OR (start = :after_start AND _id > :after_id))"
+        for part, index in parts
+    )
+    return f"{sql} ORDER BY start, _id LIMIT :limit", params
