@@ -170,7 +170,7 @@ def tasktimer_server(
             errors = [
                 ln
                 for ln in log_path.read_text(errors="replace").splitlines()
-                if '"level": "ERROR"' in ln or "Traceback" in ln
+                if re.search(r'"level": ?"ERROR"', ln) or "Traceback" in ln
             ]
             if errors:
                 print(f"  server logged {len(errors)} error line(s); first: {errors[0][:300]}")

@@ -14,8 +14,14 @@ tasks) + stop for the duration; each phase is preceded by a short warm-up. At th
 checks through the API that every user has at most one running timer and that their
 entries do not overlap.
 
+``--driver wrk`` generates the same load with ``wrk`` (one thread and one connection per
+client, ``bench/timer_wrk.lua``) instead of the Python client, which competes less with
+the server for CPU. Both drivers print the same table, with the server's CPU time per
+request and the load average of the machine.
+
     .venv/bin/python bench/timer_load.py                  # SQLite, 1/8/32 clients, 5 s
     .venv/bin/python bench/timer_load.py --backend both --json out.json
+    .venv/bin/python bench/timer_load.py --driver wrk --clients 32
     .venv/bin/python bench/timer_load.py --url http://127.0.0.1:8080 \\
         --admin-email admin@example.com --admin-password secret123
 """
@@ -28,8 +34,13 @@ import contextlib
 import ipaddress
 import itertools
 import json
+import os
+import re
+import resource
 import secrets
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +73,8 @@ USER_PASSWORD = "bench-password-123"
 STARTUP_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
 MAX_ERROR_SAMPLES = 5
+WRK_SCRIPT = Path(__file__).resolve().parent / "timer_wrk.lua"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def require_loopback(url: str) -> None:
@@ -264,9 +277,33 @@ async def run_phase(
     return tally, time.monotonic() - t0
 
 
+def server_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of the server process so far (all its threads)."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def client_cpu_s() -> float:
+    """CPU seconds of the load generator: this process (the aiohttp driver) and the
+    child processes it has waited for (wrk)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
 @dataclass
 class Row:
     backend: str
+    driver: str
     clients: int
     seconds: float
     pairs: int
@@ -279,20 +316,40 @@ class Row:
     start_p99_ms: float
     stop_p99_ms: float
     max_ms: float
+    cpu_ms_per_req: float
+    client_cpu_ms_per_req: float
+    load_avg: float
     errors: int
     health_errors: int
     error_samples: list[str]
 
 
-async def measure_level(
-    base: str,
-    backend: str,
-    st: Setup,
-    clients: int,
-    seconds: float,
-    warmup: float,
-    started: list[int],
-) -> Row:
+@dataclass
+class Level:
+    """What one concurrency level measures against one server."""
+
+    base: str
+    backend: str
+    st: Setup
+    clients: int
+    seconds: float
+    warmup: float
+    server_pid: int | None
+    # successful starts per user, and how many more entries than that a user may have
+    # (wrk stops without reading the answers that are in flight at its end)
+    started: list[int]
+    slack: list[int]
+
+
+async def measure_level(lv: Level) -> Row:
+    base, st, clients, seconds, warmup, started = (
+        lv.base,
+        lv.st,
+        lv.clients,
+        lv.seconds,
+        lv.warmup,
+        lv.started,
+    )
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with contextlib.AsyncExitStack() as stack:
         sessions = [
@@ -314,13 +371,18 @@ async def measure_level(
         await run_phase(sessions, warmup, health)
         h, h_elapsed = await run_phase(sessions, seconds, health)
         await run_phase(sessions, warmup, timer)
+        cpu0, client0 = server_cpu_s(lv.server_pid), client_cpu_s()
         t, t_elapsed = await run_phase(sessions, seconds, timer)
+        cpu = server_cpu_s(lv.server_pid) - cpu0
+        client = client_cpu_s() - client0
+        load = load_average()
 
     latencies = t.start_ms + t.stop_ms
     health_rps = h.requests / h_elapsed
     timer_rps = t.requests / t_elapsed
     return Row(
-        backend=backend,
+        backend=lv.backend,
+        driver="aiohttp",
         clients=clients,
         seconds=round(t_elapsed, 3),
         pairs=t.pairs,
@@ -333,6 +395,136 @@ async def measure_level(
         start_p99_ms=percentile(t.start_ms, 99),
         stop_p99_ms=percentile(t.stop_ms, 99),
         max_ms=max(latencies, default=float("nan")),
+        cpu_ms_per_req=1000 * cpu / t.requests if t.requests else float("nan"),
+        client_cpu_ms_per_req=1000 * client / t.requests if t.requests else float("nan"),
+        load_avg=load,
+        errors=t.errors,
+        health_errors=h.errors,
+        error_samples=t.samples + h.samples,
+    )
+
+
+# -- the wrk driver --------------------------------------------------------------------
+
+
+@dataclass
+class WrkRun:
+    seconds: float
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    ok: list[int]  # per thread: starts (timer) or answers (health) as expected
+    errors: int
+    samples: list[str]
+
+
+def run_wrk(
+    wrk: str, base: str, mode: str, clients: int, seconds: float, env: dict[str, str]
+) -> WrkRun:
+    """One wrk run of ``timer_wrk.lua``; one thread per connection, so each thread is a
+    user whose requests follow each other."""
+    duration = max(1, round(seconds))  # wrk takes whole seconds
+    cmd = [
+        wrk,
+        f"-t{clients}",
+        f"-c{clients}",
+        f"-d{duration}s",
+        f"--timeout={int(REQUEST_TIMEOUT_S)}s",
+        "-s",
+        str(WRK_SCRIPT),
+        base,
+    ]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env, "TT_WRK_MODE": mode},
+            timeout=duration + REQUEST_TIMEOUT_S + 30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk did not finish within {duration + 60} s") from None
+    found = re.search(r"^TT_WRK (\{.*\})$", proc.stdout, re.MULTILINE)
+    if proc.returncode != 0 or not found:
+        raise BenchError(f"wrk failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-1000:]}")
+    data = json.loads(found.group(1))
+    threads = data["threads"]
+    samples = [t["sample"] for t in threads if t["sample"]][:MAX_ERROR_SAMPLES]
+    return WrkRun(
+        seconds=data["duration_us"] / 1e6,
+        requests=data["requests"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        ok=[t["starts"] if mode == "timer" else t["stops"] for t in threads],
+        errors=sum(t["failures"] for t in threads) + data["socket_errors"],
+        samples=samples,
+    )
+
+
+async def stop_timers(base: str, tokens: list[str]) -> None:
+    """Leave every user without a running timer, so that each wrk thread's first start
+    stops nothing."""
+    async with aiohttp.ClientSession() as s:
+        for token in tokens:
+            await call(s, "POST", f"{base}/api/v1/timer/stop", 200, token, {})
+
+
+async def measure_level_wrk(lv: Level, wrk: str, workdir: Path) -> Row:
+    clients = lv.clients
+    tokens = lv.st.tokens[:clients]
+    token_file = workdir / "wrk-tokens.txt"
+    token_file.touch(mode=0o600)
+    token_file.write_text("".join(f"{t}\n" for t in tokens))
+    env = {"TT_WRK_TOKENS_FILE": str(token_file), "TT_WRK_TASKS": ",".join(lv.st.children)}
+
+    def wrk_run(mode: str, seconds: float) -> Awaitable[WrkRun]:
+        return asyncio.to_thread(run_wrk, wrk, lv.base, mode, clients, seconds, env)
+
+    def count(run: WrkRun) -> None:
+        for i, n in enumerate(run.ok):
+            lv.started[i] += n
+            lv.slack[i] += 1  # at most one start in flight per thread when wrk stops
+
+    if lv.warmup > 0:
+        await wrk_run("health", lv.warmup)
+    h = await wrk_run("health", lv.seconds)
+    await stop_timers(lv.base, tokens)
+    if lv.warmup > 0:
+        count(await wrk_run("timer", lv.warmup))
+        await stop_timers(lv.base, tokens)
+    cpu0, client0 = server_cpu_s(lv.server_pid), client_cpu_s()
+    t = await wrk_run("timer", lv.seconds)
+    cpu = server_cpu_s(lv.server_pid) - cpu0
+    client = client_cpu_s() - client0
+    load = load_average()
+    count(t)
+    await stop_timers(lv.base, tokens)
+    token_file.unlink()
+
+    timer_rps = t.requests / t.seconds
+    health_rps = h.requests / h.seconds
+    nan = float("nan")
+    return Row(
+        backend=lv.backend,
+        driver="wrk",
+        clients=clients,
+        seconds=round(t.seconds, 3),
+        pairs=sum(t.ok),
+        pairs_per_s=sum(t.ok) / t.seconds,
+        timer_req_per_s=timer_rps,
+        health_req_per_s=health_rps,
+        ratio_pct=100 * timer_rps / health_rps if health_rps else nan,
+        p50_ms=t.p50_ms,
+        p99_ms=t.p99_ms,
+        start_p99_ms=nan,  # wrk keeps one histogram for the whole run
+        stop_p99_ms=nan,
+        max_ms=t.max_ms,
+        cpu_ms_per_req=1000 * cpu / t.requests if t.requests else nan,
+        client_cpu_ms_per_req=1000 * client / t.requests if t.requests else nan,
+        load_avg=load,
         errors=t.errors,
         health_errors=h.errors,
         error_samples=t.samples + h.samples,
@@ -342,8 +534,11 @@ async def measure_level(
 # -- invariant -------------------------------------------------------------------------
 
 
-async def verify(base: str, st: Setup, started: list[int]) -> tuple[bool, list[str]]:
-    """At most one running timer per user, no overlapping entries, one entry per start."""
+async def verify(
+    base: str, st: Setup, started: list[int], slack: list[int]
+) -> tuple[bool, list[str]]:
+    """At most one running timer per user, no overlapping entries, one entry per start
+    (up to ``slack`` more: starts whose answers wrk did not wait for)."""
     problems: list[str] = []
     total = 0
     async with aiohttp.ClientSession() as s:
@@ -365,7 +560,7 @@ async def verify(base: str, st: Setup, started: list[int]) -> tuple[bool, list[s
                 problems.append(f"{who}: {len(running)} running entries")
             if timer.get("running") is not None:
                 problems.append(f"{who}: a timer still runs after every stop")
-            if len(entries) != started[i]:
+            if not started[i] <= len(entries) <= started[i] + slack[i]:
                 problems.append(f"{who}: {len(entries)} entries for {started[i]} successful starts")
             spans = sorted(
                 (parse_ts(e["start"]), parse_ts(e["end"]) if e.get("end") else None, e["id"])
@@ -388,22 +583,38 @@ async def verify(base: str, st: Setup, started: list[int]) -> tuple[bool, list[s
 
 
 async def bench_server(
-    base: str, backend: str, admin_email: str, admin_password: str, args: argparse.Namespace
+    base: str,
+    backend: str,
+    admin_email: str,
+    admin_password: str,
+    args: argparse.Namespace,
+    server_pid: int | None = None,
 ) -> tuple[list[Row], dict[str, Any]]:
     levels: list[int] = args.clients
     t0 = time.monotonic()
     st = await setup(base, admin_email, admin_password, max(levels))
     print(f"  setup: {len(st.tokens)} users, 3 tasks in {time.monotonic() - t0:.1f} s")
     started = [0] * len(st.tokens)
+    slack = [0] * len(st.tokens)
+    drivers = ["aiohttp", "wrk"] if args.driver == "both" else [args.driver]
     rows = []
-    for c in levels:
-        row = await measure_level(base, backend, st, c, args.seconds, args.warmup, started)
-        print(
-            f"  {c:>3} clients: {row.pairs_per_s:8.1f} pairs/s, health {row.health_req_per_s:8.1f}"
-            f" req/s, p99 {row.p99_ms:.1f} ms, errors {row.errors}"
-        )
-        rows.append(row)
-    ok, notes = await verify(base, st, started)
+    with tempfile.TemporaryDirectory(prefix="tt-bench-wrk-") as tmp:
+        for c in levels:
+            for driver in drivers:
+                lv = Level(
+                    base, backend, st, c, args.seconds, args.warmup, server_pid, started, slack
+                )
+                if driver == "wrk":
+                    row = await measure_level_wrk(lv, args.wrk, Path(tmp))
+                else:
+                    row = await measure_level(lv)
+                print(
+                    f"  {c:>3} clients ({driver}): {row.pairs_per_s:8.1f} pairs/s, health"
+                    f" {row.health_req_per_s:8.1f} req/s, p99 {row.p99_ms:.1f} ms,"
+                    f" errors {row.errors}, load {row.load_avg:.2f}"
+                )
+                rows.append(row)
+    ok, notes = await verify(base, st, started, slack)
     print(f"  invariant ({backend}): {'OK' if ok else 'VIOLATED'} - " + "; ".join(notes[:10]))
     return rows, {"backend": backend, "ok": ok, "notes": notes}
 
@@ -422,7 +633,9 @@ def run_backend(backend: str, args: argparse.Namespace) -> tuple[list[Row], dict
             tasktimer_server(args.python, database_url, workdir, password, STARTUP_TIMEOUT_S)
         )
         print(f"[{backend}] server {server.base} ready in {time.monotonic() - t0:.1f} s")
-        return asyncio.run(bench_server(server.base, backend, ADMIN_EMAIL, password, args))
+        return asyncio.run(
+            bench_server(server.base, backend, ADMIN_EMAIL, password, args, server.pid)
+        )
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -432,6 +645,7 @@ def fmt(value: float, digits: int = 1) -> str:
 def print_rows(rows: list[Row]) -> None:
     head = [
         "backend",
+        "driver",
         "clients",
         "pairs/s",
         "timer req/s",
@@ -439,11 +653,15 @@ def print_rows(rows: list[Row]) -> None:
         "ratio %",
         "p50 ms",
         "p99 ms",
+        "cpu ms/req",
+        "client cpu",
+        "load",
         "errors",
     ]
     body = [
         [
             r.backend,
+            r.driver,
             str(r.clients),
             fmt(r.pairs_per_s),
             fmt(r.timer_req_per_s),
@@ -451,11 +669,14 @@ def print_rows(rows: list[Row]) -> None:
             fmt(r.ratio_pct),
             fmt(r.p50_ms, 2),
             fmt(r.p99_ms, 2),
+            fmt(r.cpu_ms_per_req, 3),
+            fmt(r.client_cpu_ms_per_req, 3),
+            fmt(r.load_avg, 2),
             str(r.errors + r.health_errors),
         ]
         for r in rows
     ]
-    print_table(head, body, right=set(range(1, len(head))))
+    print_table(head, body, right=set(range(2, len(head))))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -472,6 +693,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per phase")
     p.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per phase")
+    p.add_argument(
+        "--driver",
+        choices=("aiohttp", "wrk", "both"),
+        default="aiohttp",
+        help="load generator: the Python client (default), wrk, or both one after the other",
+    )
+    p.add_argument("--wrk", default="wrk", help="the wrk executable for --driver wrk")
     p.add_argument("--json", type=Path, help="also write the results to this file")
     p.add_argument("--python", default=sys.executable, help="interpreter for python -m server")
     p.add_argument(
@@ -486,6 +714,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--seconds must be > 0 and --warmup >= 0")
     if args.url and not (args.admin_email and args.admin_password):
         p.error("--url needs --admin-email and --admin-password")
+    if args.driver != "aiohttp" and shutil.which(args.wrk) is None:
+        p.error(f"--driver {args.driver} needs wrk ({args.wrk!r} not found; apt-get install wrk)")
     return args
 
 
@@ -495,7 +725,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "mongo"] if args.backend == "both" else [args.backend]
     if args.url:
         backends = ["url"]
-    per_backend = len(args.clients) * 2 * (args.seconds + args.warmup) + 15
+    drivers = 2 if args.driver == "both" else 1
+    per_backend = drivers * len(args.clients) * 2 * (args.seconds + args.warmup) + 15
     print(
         f"Timer load benchmark: clients {args.clients}, {args.seconds:g} s per phase "
         f"(+{args.warmup:g} s warm-up); the whole run takes about "

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import getpass
 import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from .jsonutil import dumps_str
 from .settings import Settings
+
+GC_YOUNG_THRESHOLD = 10_000
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,13 +52,65 @@ class JsonFormatter(logging.Formatter):
         return dumps_str(payload)
 
 
+class LoopBatchedHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes the lines logged during one event-loop iteration
+    with one write, at the end of that iteration.
+
+    The access log has a line per request, and a write per line costs a system call on
+    the event loop (which also hands the GIL to the database thread and waits to get it
+    back). Lines logged outside the loop's thread, warnings and errors are written at once,
+    with whatever was waiting before them, so the order is kept and nothing important
+    waits; ``flush`` (called at shutdown) writes what is left."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._scheduled: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Runs under the handler's lock (Handler.handle).
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None or record.levelno >= logging.WARNING:
+                self._write()
+            elif self._scheduled is not loop:
+                self._scheduled = loop
+                loop.call_soon(self._write_soon)
+        except Exception:
+            self.handleError(record)
+
+    def _write(self) -> None:
+        if self._lines:
+            text = "".join(self._lines)
+            self._lines.clear()
+            self.stream.write(text)
+            self.stream.flush()
+
+    def _write_soon(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._scheduled = None
+            try:
+                self._write()
+            except Exception:
+                self._lines.clear()
+                sys.stderr.write("--- logging error: could not write log lines\n")
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._write()
+
+
 def _setup_logging(level: str) -> None:
     # Caller, thread and process lookups cost time on every record and are not logged.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler()
+    handler = LoopBatchedHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
@@ -73,6 +129,11 @@ def serve(settings: Settings) -> None:
     # The database thread hands results back to the event loop; a shorter GIL switch
     # interval than the default 5 ms keeps it from waiting behind a busy loop.
     sys.setswitchinterval(0.001)
+    # A young-generation collection costs what is alive among the objects made since the
+    # last one (the requests in flight), not how many were made: collecting every 10,000
+    # allocations instead of every 700 is a tenth of the collections for the same work
+    # each. The older generations follow at the default ratios.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     app = create_app(settings)
     where = f"http://{settings.host}:{settings.port}"
     db = "MongoDB" if settings.is_mongo else f"SQLite file {settings.sqlite_path}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..domain.errors import DomainError, ValidationFailed
+from ..integrations.base import SERVICES
 from . import models as m
 from .core import Api, Ctx, decode_cursor, envelope, page_of
 
@@ -28,12 +30,6 @@ class HeySpaceEnable(m.Body):
 
 class PivotalEnable(m.Body):
     api_token: Secret
-
-
-class Reenable(m.Body):
-    email: ProviderEmail | None = None
-    password: Secret | None = None
-    api_token: Secret | None = None
 
 
 class Unreadable(BaseModel):
@@ -82,6 +78,10 @@ class IntegrationOut(BaseModel):
     error: str | None = None
 
 
+class AuthorizeOut(BaseModel):
+    authorize_url: str
+
+
 class SyncStarted(BaseModel):
     sync_id: str
 
@@ -92,6 +92,7 @@ class SyncOut(SyncSummary):
 
 
 class IntegrationSettings(m.Body):
+    NOT_NULL = ("keywords_from_ids",)
     keywords_from_ids: bool | None = None
 
 
@@ -145,61 +146,92 @@ _enable_route("heyspace", "HeySpace", HeySpaceEnable)
 _enable_route("pivotaltracker", "Pivotal Tracker", PivotalEnable)
 
 
-@api.route(
-    "POST",
-    "/api/v1/integrations/{service}/reenable",
-    summary="New credentials for an existing integration (same task ids)",
-    tag="integrations",
-    body=Reenable,
-    response=IntegrationOut,
-    errors=(403, 404),
-)
-async def reenable(ctx: Ctx) -> Any:
-    service = _service(ctx)
-    body: Reenable = ctx.body
-    if service == "heyspace" and not (body.email and body.password):
-        raise ValidationFailed(
-            "email and password are required",
-            [
-                {"field": "email", "message": "required"},
-                {"field": "password", "message": "required"},
-            ],
+def _reenable_route(service: str, name: str, body: type[m.Body] | None) -> None:
+    # One route per tool (the path API.md writes as {service}/reenable), so that each
+    # declares the credentials its tool needs.
+    async def reenable(ctx: Ctx) -> Any:
+        if service == "asana":
+            return await ctx.services.sync.asana.start(ctx.user, reenable=True)
+        return await ctx.services.sync.enable(
+            ctx.user, service, ctx.body.model_dump(), reenable=True
         )
-    if service == "pivotaltracker" and not body.api_token:
-        raise ValidationFailed(
-            "api_token is required", [{"field": "api_token", "message": "required"}]
-        )
-    if service == "asana":
-        return await ctx.services.sync.asana.start(ctx.user, reenable=True)
-    return await ctx.services.sync.enable(
-        ctx.user, service, body.model_dump(exclude_none=True), reenable=True
-    )
+
+    reenable.__name__ = f"reenable_{service}"
+    api.route(
+        "POST",
+        f"/api/v1/integrations/{service}/reenable",
+        summary=f"New credentials for the existing {name} integration (same task ids)"
+        + (": returns the OAuth authorize URL" if body is None else ""),
+        tag="integrations",
+        body=body,
+        response=AuthorizeOut if body is None else IntegrationOut,
+        errors=(403, 404, 409),
+    )(reenable)
 
 
-@api.route(
+_reenable_route("heyspace", "HeySpace", HeySpaceEnable)
+_reenable_route("pivotaltracker", "Pivotal Tracker", PivotalEnable)
+_reenable_route("asana", "Asana", None)
+
+
+ServiceHandler = Callable[[Ctx, str], Awaitable[Any]]
+
+
+def _per_tool(
+    method: str,
+    summary: str,
+    *,
+    body: type[m.Body] | None = None,
+    response: Any = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+) -> Callable[[ServiceHandler], ServiceHandler]:
+    """``handler(ctx, service)`` on ``/api/v1/integrations/<tool>`` for each tool. Concrete
+    paths, because POST on these same paths connects a tool: a ``{service}`` template
+    beside them would make the document claim POST is not supported there."""
+
+    def register(handler: ServiceHandler) -> ServiceHandler:
+        for service in SERVICES:
+
+            async def bound(ctx: Ctx, service: str = service) -> Any:
+                return await handler(ctx, service)
+
+            bound.__name__ = f"{handler.__name__}_{service}"
+            api.route(
+                method,
+                f"/api/v1/integrations/{service}",
+                summary=summary,
+                tag="integrations",
+                body=body,
+                response=response,
+                status=status,
+                errors=errors,
+            )(bound)
+        return handler
+
+    return register
+
+
+@_per_tool(
     "PATCH",
-    "/api/v1/integrations/{service}",
-    summary="Change integration settings",
-    tag="integrations",
+    "Change integration settings",
     body=IntegrationPatch,
     response=IntegrationOut,
     errors=(403, 404),
 )
-async def patch_integration(ctx: Ctx) -> Any:
-    settings = ctx.body.settings.model_dump(exclude_none=True)
-    return await ctx.services.sync.update_settings(ctx.user, _service(ctx), settings)
+async def patch_integration(ctx: Ctx, service: str) -> Any:
+    settings = ctx.body.settings.model_dump(exclude_unset=True)
+    return await ctx.services.sync.update_settings(ctx.user, service, settings)
 
 
-@api.route(
+@_per_tool(
     "DELETE",
-    "/api/v1/integrations/{service}",
-    summary="Unlink: forget credentials, archive the tree, keep entries",
-    tag="integrations",
+    "Unlink: forget credentials, archive the tree, keep entries",
     status=204,
     errors=(403, 404),
 )
-async def unlink(ctx: Ctx) -> None:
-    await ctx.services.sync.unlink(ctx.user, _service(ctx))
+async def unlink(ctx: Ctx, service: str) -> None:
+    await ctx.services.sync.unlink(ctx.user, service)
 
 
 @api.route(
@@ -247,11 +279,15 @@ async def get_sync(ctx: Ctx) -> Any:
 # -- Asana ----------------------------------------------------------------------------
 
 
-class AuthorizeOut(BaseModel):
-    authorize_url: str
+# OAuth parameters are printable ASCII (RFC 6749, appendix A); the bounds keep the encoded
+# request line within the HTTP parser's limit (8190 bytes).
+OAUTH_CHARS = r"^[\x20-\x7e]*$"
 
 
-OAuthText = Annotated[str, StringConstraints(max_length=1000)]
+OAuthCode = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=OAUTH_CHARS)]
+OAuthState = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=OAUTH_CHARS)]
+OAuthError = Annotated[str, StringConstraints(max_length=200, pattern=OAUTH_CHARS)]
+OAuthText = Annotated[str, StringConstraints(max_length=500, pattern=OAUTH_CHARS)]
 
 
 class CallbackQuery(m.Query):
@@ -259,10 +295,10 @@ class CallbackQuery(m.Query):
     # JSON error page.
     model_config = ConfigDict(extra="ignore")
 
-    code: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
-    state: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    code: OAuthCode | None = None
+    state: OAuthState | None = None
     # RFC 6749 4.1.2.1: what the authorization server sends back when it refuses.
-    error: Annotated[str, StringConstraints(max_length=200)] | None = None
+    error: OAuthError | None = None
     error_description: OAuthText | None = None
     error_uri: OAuthText | None = None
 
@@ -396,7 +432,7 @@ async def asana_coworkers(ctx: Ctx) -> Any:
     body=InvitationsBody,
     response=m.list_of(InvitationOut),
     status=201,
-    errors=(403,),
+    errors=(403, 404, 409),
 )
 async def asana_invite(ctx: Ctx) -> Any:
     items = await ctx.services.sync.asana.invite(ctx.user, [str(e) for e in ctx.body.emails])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,20 +29,22 @@ Note = Annotated[str, StringConstraints(max_length=2000)]
 def _utc(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise ValueError("expected an ISO 8601 timestamp") from None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("timestamp out of range") from None
+        # The year as written is checked (what the schema's pattern can say); the UTC
+        # instant then lies within 1969-9999 and keeps its fixed width.
         if not MIN_YEAR <= value.year <= MAX_YEAR:
             raise ValueError(f"timestamp must lie between the years {MIN_YEAR} and {MAX_YEAR}")
-        return iso(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return iso(value.astimezone(UTC))
     return value
+
+
+# The year range of _utc (1970-9998) as a pattern, for the schema.
+_YEAR = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
 
 
 # The one address rule (server/domain/emails.py), with its exact pattern in the schema.
@@ -56,21 +58,64 @@ Email = Annotated[
 Timestamp = Annotated[
     str,
     BeforeValidator(_utc),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": f"^{_YEAR}-"}),
 ]
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """A property schema without its ``null`` alternative and ``null`` default."""
+    any_of = schema.get("anyOf")
+    if isinstance(any_of, list):
+        rest = [s for s in any_of if s.get("type") != "null"]
+        if len(rest) == 1:
+            del schema["anyOf"]
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]
+
+
+def _body_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    for name in getattr(model, "NOT_NULL", ()):
+        prop = schema.get("properties", {}).get(name)
+        if prop is not None:
+            _not_null(prop)
+    extra = getattr(model, "SCHEMA_EXTRA", None)
+    if extra:
+        schema.update(extra)
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+    """A request body (strict: JSON types are not coerced, ``0`` is no ``false``).
+
+    ``NOT_NULL`` names optional fields that may be left out but not sent as ``null``:
+    the schema says so and the request parser refuses it (one place, core._wrap)"""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, str_max_length=10_000, json_schema_extra=_body_schema
+    )
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+    SCHEMA_EXTRA: ClassVar[dict[str, Any] | None] = None
+
+
+def _query_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    # A query string has no null: an optional parameter is one that may be left out.
+    for prop in schema.get("properties", {}).values():
+        _not_null(prop)
 
 
 class Query(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_query_schema)
+
+
+# An offset into the list, as decimal digits (core.decode_cursor reads it).
+Cursor = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,8}$")]
 
 
 class ListQuery(Query):
     limit: int = Field(default=100, ge=1, le=500)
-    cursor: str | None = None
+    cursor: Cursor | None = None
 
 
 # -- auth and users -----------------------------------------------------------------
@@ -120,13 +165,19 @@ class UserCreate(Body):
 
 
 class MePatch(Body):
+    NOT_NULL = ("name", "time_zone")
     name: Name | None = None
     time_zone: (
         Annotated[
             str,
             StringConstraints(min_length=1, max_length=64),
             WithJsonSchema(
-                {"type": "string", "description": "IANA time zone name, e.g. Europe/Warsaw"}
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "description": "IANA time zone name, e.g. Europe/Warsaw",
+                }
             ),
         ]
         | None
@@ -134,6 +185,7 @@ class MePatch(Body):
 
 
 class UserPatch(Body):
+    NOT_NULL = ("name", "role", "active")
     name: Name | None = None
     role: Literal["admin", "user"] | None = None
     active: bool | None = None
@@ -172,7 +224,7 @@ class TaskOut(BaseModel):
 
 class TaskQuery(ListQuery):
     q: Annotated[str, StringConstraints(max_length=300)] | None = None
-    parent_id: str | None = None
+    parent_id: Id | None = None
     include_archived: bool = False
     trackable: bool | None = None
 
@@ -183,6 +235,7 @@ class TaskCreate(Body):
 
 
 class TaskPatch(Body):
+    NOT_NULL = ("name", "archived", "keywords")
     name: Name | None = None
     parent_id: Id | None = None
     archived: bool | None = None
@@ -226,7 +279,9 @@ class ResolveOut(BaseModel):
 
 
 class MatchQuery(Query):
-    url: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+    # A page's address as browsers give it (ASCII, percent-encoded), and short enough that
+    # the request line stays within the HTTP parser's limit (8190 bytes) once encoded.
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=r"^[\x21-\x7e]+$")]
 
 
 class MatchOut(BaseModel):
@@ -261,6 +316,18 @@ class TimerOut(BaseModel):
 
 
 class StartBody(Body):
+    """Either ``task_id`` or ``service`` and ``external_id``."""
+
+    NOT_NULL = ("task_id", "service", "external_id")
+    SCHEMA_EXTRA = {
+        "oneOf": [
+            {
+                "required": ["task_id"],
+                "not": {"anyOf": [{"required": ["service"]}, {"required": ["external_id"]}]},
+            },
+            {"required": ["service", "external_id"], "not": {"required": ["task_id"]}},
+        ]
+    }
     task_id: Id | None = None
     service: ServiceName | None = None
     external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
@@ -269,6 +336,23 @@ class StartBody(Body):
     created_with: Annotated[str, StringConstraints(min_length=1, max_length=40)] = "api"
     # A replayed click: the entry starts here instead of at the server's clock.
     at: Timestamp | None = None
+
+
+# 1-200 printable ASCII characters; no space at either end (HTTP drops it).
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^[\x21-\x7e]([\x20-\x7e]{0,198}[\x21-\x7e])?$",
+}
+
+
+def is_idempotency_key(key: str) -> bool:
+    return (
+        1 <= len(key) <= 200
+        and key.isascii()
+        and key.isprintable()
+        and not key.startswith(" ")
+        and not key.endswith(" ")
+    )
 
 
 class StartOut(BaseModel):
@@ -303,6 +387,7 @@ class EntryCreate(Body):
 
 
 class EntryPatch(Body):
+    NOT_NULL = ("start", "end", "note", "tags")
     task_id: Id | None = None
     start: Timestamp | None = None
     end: Timestamp | None = None

@@ -8,9 +8,19 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ..integrations.base import SERVICES
 from .core import SESSION_COOKIE, Api
 
 REF = "#/components/schemas/{model}"
+# One Server-Sent Event of GET /api/v1/events.
+_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["timer", "entry", "tasks"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
 
 
 def _problem_schema() -> dict[str, Any]:
@@ -32,6 +42,18 @@ def _problem_schema() -> dict[str, Any]:
             },
         },
     }
+
+
+def _body_required(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("required") or schema.get("oneOf"))
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    if name == "service":
+        return {"type": "string", "enum": list(SERVICES)}
+    # Ids are at most 64 characters (invitation tokens 43); the bound keeps a fuzzer's
+    # path within the HTTP parser's request-line limit.
+    return {"type": "string", "minLength": 1, "maxLength": 64}
 
 
 def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
@@ -56,10 +78,14 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
             "operationId": re.sub(r"\W+", "_", f"{route.method}_{route.path}").strip("_").lower(),
             "responses": {},
         }
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
             for name in re.findall(r"{(\w+)}", route.path)
         ]
+        params.extend(
+            {"name": name, "in": "header", "required": False, "schema": schema}
+            for name, schema in route.headers
+        )
         if route.query is not None:
             qschema = route.query.model_json_schema(ref_template=REF)
             required = set(qschema.get("required", []))
@@ -72,7 +98,7 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
         if route.body is not None:
             op["requestBody"] = {
                 # A body whose fields are all optional may be left out.
-                "required": bool(route.body.model_json_schema().get("required")),
+                "required": _body_required(route.body.model_json_schema()),
                 "content": {
                     "application/json": {"schema": {"$ref": REF.format(model=route.body.__name__)}}
                 },
@@ -93,6 +119,8 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
                     }
                 }
             }
+        elif response == "text/event-stream":
+            ok["content"] = {response: {"schema": _EVENT}}
         elif isinstance(response, str):
             # A media type: text, or a binary file (a download).
             schema: dict[str, Any] = {"type": "string"}
@@ -104,21 +132,16 @@ def build_openapi(api: Api, *, version: str) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": REF.format(model=response.__name__)}}
             }
         op["responses"][str(route.status)] = ok
-        problem = {
-            "content": {
-                "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
-            }
+        problem: dict[str, Any] = {
+            "application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}
         }
-        codes = set(route.errors)
-        if route.body is not None or route.query is not None or "{service}" in route.path:
-            codes.add(400)
-        if route.auth:
-            codes.add(401)
-            if route.method in ("POST", "PUT", "PATCH", "DELETE"):
-                # With the web app's session cookie, a missing or wrong X-CSRF-Token.
-                codes.add(403)
-        for code in sorted(codes):
-            op["responses"][str(code)] = {"description": "Problem", **problem}
+        if response == "text/html":
+            # A page a browser lands on: its own refusals are pages too.
+            problem = {**problem, "text/html": {"schema": {"type": "string"}}}
+        # route.statuses() holds the 403 of a missing X-CSRF-Token with the web app's
+        # session cookie too (403 is declared everywhere: a foreign Origin).
+        for code in sorted(route.statuses() - {route.status}):
+            op["responses"][str(code)] = {"description": "Problem", "content": problem}
         if route.auth:
             op["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(route.path, {})[route.method.lower()] = op

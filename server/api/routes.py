@@ -16,7 +16,6 @@ from . import models as m
 from .core import (
     Api,
     Ctx,
-    authenticate,
     credential,
     decode_cursor,
     envelope,
@@ -129,7 +128,7 @@ async def create_user(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_user(ctx: Ctx) -> Any:
-    changes = ctx.body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = patch_changes(ctx.body)
     return _user(await ctx.services.accounts.update_user(ctx.user, ctx.match("id"), changes))
 
 
@@ -208,7 +207,7 @@ async def create_task(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_task(ctx: Ctx) -> Any:
-    changes = patch_changes(ctx.body, ("name", "archived", "keywords"))
+    changes = patch_changes(ctx.body)
     return await ctx.services.tasks.update(ctx.user, ctx.match("id"), changes)
 
 
@@ -306,7 +305,8 @@ async def get_timer(ctx: Ctx) -> Any:
     body=m.StartBody,
     response=m.StartOut,
     status=201,
-    errors=(403, 404),
+    errors=(403, 404, 409),
+    headers=(("Idempotency-Key", m.IDEMPOTENCY_KEY),),
 )
 async def start_timer(ctx: Ctx) -> Any:
     b: m.StartBody = ctx.body
@@ -332,7 +332,7 @@ async def start_timer(ctx: Ctx) -> Any:
 
 def _idempotency_key(ctx: Ctx) -> str | None:
     key = ctx.request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200 and key.isascii() and key.isprintable()):
+    if key is not None and not m.is_idempotency_key(key):
         raise ValidationFailed(
             "Idempotency-Key must be 1-200 printable ASCII characters",
             [{"field": "Idempotency-Key", "message": "1-200 printable ASCII characters"}],
@@ -347,7 +347,8 @@ def _idempotency_key(ctx: Ctx) -> str | None:
     tag="timer",
     body=m.StopBody,
     response=m.StopOut,
-    errors=(404,),
+    errors=(404, 409),
+    headers=(("Idempotency-Key", m.IDEMPOTENCY_KEY),),
 )
 async def stop_timer(ctx: Ctx) -> Any:
     stopped = await ctx.services.timer.stop(
@@ -412,7 +413,7 @@ async def create_entry(ctx: Ctx) -> Any:
     errors=(403, 404, 409),
 )
 async def patch_entry(ctx: Ctx) -> Any:
-    changes = patch_changes(ctx.body, ("start", "note", "tags"))
+    changes = patch_changes(ctx.body)
     return await ctx.services.timer.update_entry(ctx.user, ctx.match("id"), changes)
 
 
@@ -433,12 +434,13 @@ async def delete_entry(ctx: Ctx) -> None:
     "/api/v1/events",
     summary="Server-Sent Events: timer, entry, tasks",
     tag="timer",
-    auth=False,
+    response="text/event-stream",
+    errors=(429,),
 )
 async def events(ctx: Ctx) -> Any:
     request = ctx.request
-    principal = await authenticate(request, ctx.services)
-    token, kind = credential(request) or ("", "api")
+    principal = ctx.user
+    token, token_kind = credential(request) or ("", "api")
     if ctx.services.events.subscriber_count(principal.account_id, principal.user_id) >= (
         MAX_STREAMS_PER_USER
     ):
@@ -456,11 +458,12 @@ async def events(ctx: Ctx) -> Any:
     async with ctx.services.events.subscribe(principal.account_id, principal.user_id) as queue:
         await response.prepare(request)
         running = await ctx.services.timer.running(principal)
-        await response.write(_sse("timer", dumps_str({"running": running})))
         loop = asyncio.get_running_loop()
         last_write = loop.time()
         next_check = loop.time() + TOKEN_RECHECK_S
+        # A client may go away at any write, the first one too: that ends the stream.
         with contextlib.suppress(ConnectionResetError):
+            await response.write(_sse("timer", dumps_str({"running": running})))
             # Wake up every second to notice a closed connection promptly, so that a
             # vanished client does not keep its queue until the next keep-alive.
             while request.transport is not None and not request.transport.is_closing():
@@ -471,7 +474,7 @@ async def events(ctx: Ctx) -> Any:
                         # A stream must end when its token is revoked or its user leaves.
                         next_check = loop.time() + TOKEN_RECHECK_S
                         try:
-                            await ctx.services.accounts.authenticate(token, kind)
+                            await ctx.services.accounts.authenticate(token, token_kind)
                         except Unauthorized:
                             break
                     if loop.time() - last_write >= keepalive:

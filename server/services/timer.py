@@ -21,8 +21,6 @@ else is written first, so a crash can never leave a key blocked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..domain import clock
@@ -54,6 +52,63 @@ def _duration(entry: Doc) -> int:
     return clock.seconds_between(entry["start"], end)
 
 
+class _Switching:
+    """``async with``: the per-user lock, and the lease when processes share the data.
+
+    A class rather than an ``asynccontextmanager``: it is entered on every start and stop,
+    and a generator-based context manager costs several times more per use."""
+
+    __slots__ = ("_account_id", "_holder", "_key", "_slot", "_timer", "_user_id")
+
+    def __init__(self, timer: TimerService, account_id: str, user_id: str) -> None:
+        self._timer = timer
+        self._account_id = account_id
+        self._user_id = user_id
+        self._key = (account_id, user_id)
+        self._holder = ""
+
+    async def __aenter__(self) -> None:
+        locks = self._timer._locks
+        slot = locks.get(self._key)
+        if slot is None:
+            slot = locks[self._key] = [asyncio.Lock(), 0]
+        slot[1] += 1  # holders and waiters; the lock is dropped when none is left
+        self._slot = slot
+        try:
+            await slot[0].acquire()
+        except BaseException:
+            self._release_slot()
+            raise
+        if not self._timer._shared:
+            return
+        try:
+            self._holder = new_id()
+            await self._timer._acquire_lease(self._lease_id, self._holder, self._account_id)
+        except BaseException:
+            slot[0].release()
+            self._release_slot()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._holder:
+                await self._timer._db.delete_many(
+                    "timer_locks", {"_id": self._lease_id, "holder": self._holder}
+                )
+        finally:
+            self._slot[0].release()
+            self._release_slot()
+
+    @property
+    def _lease_id(self) -> str:
+        return f"{self._account_id}:{self._user_id}"
+
+    def _release_slot(self) -> None:
+        self._slot[1] -= 1
+        if self._slot[1] == 0:
+            del self._timer._locks[self._key]
+
+
 class TimerService:
     def __init__(
         self, backend: Backend, tasks: TaskService, events: EventBus, *, shared: bool = False
@@ -62,29 +117,11 @@ class TimerService:
         self._tasks = tasks
         self._events = events
         self._shared = shared
-        self._locks: dict[tuple[str, str], list[Any]] = {}
+        self._locks: dict[tuple[str, str], list[Any]] = {}  # see _Switching
 
-    @contextlib.asynccontextmanager
-    async def _switching(self, account_id: str, user_id: str) -> AsyncIterator[None]:
+    def _switching(self, account_id: str, user_id: str) -> _Switching:
         """Serialise the timer changes of one user (see the module docstring)."""
-        key = (account_id, user_id)
-        slot = self._locks.setdefault(key, [asyncio.Lock(), 0])
-        slot[1] += 1  # holders and waiters; the lock is dropped when none is left
-        try:
-            async with slot[0]:
-                if not self._shared:
-                    yield
-                    return
-                lease_id, holder = f"{account_id}:{user_id}", new_id()
-                await self._acquire_lease(lease_id, holder, account_id)
-                try:
-                    yield
-                finally:
-                    await self._db.delete_many("timer_locks", {"_id": lease_id, "holder": holder})
-        finally:
-            slot[1] -= 1
-            if slot[1] == 0:
-                del self._locks[key]
+        return _Switching(self, account_id, user_id)
 
     async def _acquire_lease(self, lease_id: str, holder: str, account_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -223,7 +260,13 @@ class TimerService:
         tree = await self._tasks.tree(principal.account_id)
         pending: tuple[str, str] | None = None
         if task_id is None:
-            assert service is not None and external_id is not None
+            if service is None or external_id is None:
+                # Every caller (API, web form) gets the same answer for a start that
+                # names no task.
+                raise ValidationFailed(
+                    "give either task_id or service and external_id",
+                    [{"field": "task_id", "message": "either task_id or service + external_id"}],
+                )
             found = tree.find_source(service, external_id)
             if found is not None and not tree.is_removed(found):
                 if not tree.visible(principal.user_id, principal.is_admin, found):
@@ -432,6 +475,36 @@ class TimerService:
     ) -> dict[str, Any] | None:
         if at is not None:
             self._check_at_range(at)
+        owner = {"account_id": principal.account_id, "user_id": principal.user_id}
+        # The usual stop is one conditional update: the running entry (the named one, if
+        # any) that started before ``at``. Only when it matches nothing is the entry read,
+        # to answer why.
+        now = at or clock.now_iso()
+        flt: dict[str, Any] = {**owner, "running": True}
+        if entry_id is not None:
+            flt["_id"] = entry_id
+        if at is not None:
+            flt["start"] = {"$lt": at}
+        before = await self._db.update_one(
+            "entries",
+            flt,
+            {"running": False, "end": now, **({"stop_key": key} if key else {})},
+            return_doc="before",
+        )
+        stopped = await self._stopped(before, now)
+        if stopped is None:
+            if entry_id is None and at is None:
+                return None  # nothing runs: stop is idempotent
+            return await self._stop_checked(principal, entry_id, at, key)
+        await self._notify(principal.account_id, principal.user_id, [stopped], None)
+        return await self._present(principal.account_id, stopped)
+
+    async def _stop_checked(
+        self, principal: Principal, entry_id: str | None, at: str | None, key: str | None
+    ) -> dict[str, Any] | None:
+        """A stop whose conditional update matched nothing: read the entry and answer
+        accordingly (not found, already stopped, ``at`` too early), or stop it if it was
+        changed between the two reads."""
         owner = {"account_id": principal.account_id, "user_id": principal.user_id}
         if entry_id is None:
             entry = await self._db.find_one("entries", {**owner, "running": True})

@@ -46,6 +46,18 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+def _settle_all(answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in answers:
+        _settle(future, result, error)
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    """A job's error as the store reports it: a unique index refusal is ``DuplicateKey``."""
+    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+        return DuplicateKey(str(exc))
+    return exc
+
+
 Job = Callable[[sqlite3.Connection], Any]
 Outcome = tuple[Any, BaseException | None]
 _Item = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[..., Any], bool]
@@ -55,10 +67,11 @@ MAX_BATCH = 64
 class _DatabaseThread:
     """One thread that owns the connection and runs jobs in order.
 
-    Jobs that queue up while the thread is busy run as one batch: each in its own
-    savepoint (a failing job is undone alone), all under one commit. Under concurrent
-    writes this saves a commit per job; alone, a job is still committed before it is
-    answered. The hand-off is a queue put and one ``call_soon_threadsafe`` back."""
+    Jobs that queue up while the thread is busy run as one batch under one commit; when
+    one of them fails, the batch is rolled back and runs again with each job in its own
+    savepoint (the failing job is undone alone). Under concurrent writes this saves a
+    commit per job; alone, a job is still committed before it is answered. The hand-off
+    is a queue put, and one ``call_soon_threadsafe`` back per batch."""
 
     def __init__(self, run_batch: Callable[[list[Job]], list[Outcome]]) -> None:
         self._run_batch = run_batch
@@ -72,6 +85,20 @@ class _DatabaseThread:
             item[0].call_soon_threadsafe(_settle, item[1], result, error)
         except RuntimeError:
             pass  # the loop closed while the job ran; nobody waits for the answer
+
+    @staticmethod
+    def _answer_all(batch: list[_Item], outcomes: list[Outcome]) -> None:
+        """The answers of a batch with one wake-up of each waiting loop: every
+        ``call_soon_threadsafe`` writes to the loop's self-pipe, a system call here and a
+        GIL hand-off each."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, Any]]] = {}
+        for item, (result, error) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(item[0], []).append((item[1], result, error))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, answers)
+            except RuntimeError:
+                pass  # the loop closed while the batch ran; nobody waits for the answers
 
     def _serve(self) -> None:
         held: list[_Item | None] = []
@@ -99,8 +126,7 @@ class _DatabaseThread:
                 outcomes = self._run_batch([job[2] for job in batch])
             except BaseException as exc:
                 outcomes = [(None, exc)] * len(batch)
-            for job, (result, error) in zip(batch, outcomes, strict=True):
-                self._answer(job, result, error)
+            self._answer_all(batch, outcomes)
 
     async def run(self, fn: Callable[..., T], *, transactional: bool = True) -> T:
         loop = asyncio.get_running_loop()
@@ -146,6 +172,16 @@ class SQLiteBackend:
         conn = self._conn
         if conn is None:
             return [(None, StoreUnavailable("database is closed"))] * len(jobs)
+        if len(jobs) == 1:
+            # Alone, a job needs no savepoint: its transaction is its own. Every statement
+            # is a GIL hand-off between this thread and the event loop, so two fewer
+            # statements are a shorter wait for the caller.
+            return [self._run_alone(conn, jobs[0])]
+        together = self._run_together(conn, jobs)
+        if together is not None:
+            return together
+        # One job failed: nothing was kept, and the batch runs again with each job in its
+        # own savepoint, so that the failing one is undone alone.
         outcomes: list[Outcome] = []
         conn.execute("BEGIN")
         try:
@@ -155,9 +191,7 @@ class SQLiteBackend:
                     outcomes.append((job(conn), None))
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO job")
-                    if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
-                        exc = DuplicateKey(str(exc))
-                    outcomes.append((None, exc))
+                    outcomes.append((None, _store_error(exc)))
                 finally:
                     conn.execute("RELEASE job")
             conn.execute("COMMIT")
@@ -167,6 +201,43 @@ class SQLiteBackend:
                 conn.execute("ROLLBACK")
             return [(None, exc)] * len(jobs)
         return outcomes
+
+    @staticmethod
+    def _run_together(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome] | None:
+        """The usual batch, where no job fails: one transaction without savepoints (two
+        statements, i.e. two GIL hand-offs, fewer per job). ``None``, with nothing kept,
+        when a job fails."""
+        conn.execute("BEGIN")
+        try:
+            results = [job(conn) for job in jobs]
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [(None, exc)] * len(jobs)
+        return [(result, None) for result in results]
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, job: Job) -> Outcome:
+        conn.execute("BEGIN")
+        try:
+            result = job(conn)
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None, _store_error(exc)
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return None, exc
+        return result, None
 
     def _columns(self, coll: str) -> tuple[str, ...]:
         try:
@@ -210,6 +281,12 @@ class SQLiteBackend:
                         params.append(value)
             elif cond is None:
                 parts.append(f"{col} IS NULL")
+            elif isinstance(cond, bool):
+                # A literal, not a parameter: only then can SQLite choose a partial index
+                # (``WHERE "running" = 1``) when it prepares the statement. With a
+                # parameter it re-plans the cached statement at every execution instead
+                # (19 us instead of 6.5 us for the running-entry lookup).
+                parts.append(f"{col} = {_literal(cond)}")
             else:
                 parts.append(f"{col} = ?")
                 params.append(cond)

@@ -125,12 +125,10 @@ async def test_out_of_range_timestamps_and_cursors_are_400(admin: Api) -> None:
         assert status == 400 and problem["code"] == "validation_error", body
     status, _ = await admin.get("/api/v1/entries?from=0001-01-01T00:00:00%2B01:00")
     assert status == 400
-    import base64
-
-    huge = base64.urlsafe_b64encode(b"o:99999999999999999999999").decode().rstrip("=")
     for path in ("/api/v1/users", "/api/v1/entries", "/api/v1/tasks"):
-        status, problem = await admin.get(f"{path}?cursor={huge}")
-        assert status == 400 and problem["errors"][0]["field"] == "cursor", path
+        for cursor in ("999999999", "-1", "b246MTA", "1e3"):
+            status, problem = await admin.get(f"{path}?cursor={cursor}")
+            assert status == 400 and problem["errors"][0]["field"] == "cursor", (path, cursor)
     # Entries are listed fine afterwards (nothing unreadable was stored).
     assert (await admin.get("/api/v1/entries"))[0] == 200
 

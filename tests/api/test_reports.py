@@ -478,7 +478,7 @@ def _sheet_xml(body: bytes) -> str:
 async def test_openapi_declares_reports(admin: Api) -> None:
     _, doc = await admin.get("/api/v1/openapi.json")
     summary_op = doc["paths"]["/api/v1/reports/summary"]["get"]
-    assert set(summary_op["responses"]) == {"200", "400", "401", "403", "404"}
+    assert set(summary_op["responses"]) == {"200", "400", "401", "403", "404", "503"}
     names = {p["name"] for p in summary_op["parameters"]}
     assert names == {"from", "to", "tz", "group_by", "user_id", "task_id", "tag"}
     user_param = next(p for p in summary_op["parameters"] if p["name"] == "user_id")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,62 @@ async def test_unknown_fields_are_programming_errors_on_sqlite(tmp_path: Path) -
     try:
         with pytest.raises(ValueError):
             await backend.find("tasks", {"not_a_column": 1})
+    finally:
+        await backend.close()
+
+
+async def test_sqlite_plans_the_running_entry_lookup_on_the_partial_index(
+    tmp_path: Path,
+) -> None:
+    """Every timer start and stop looks up the running entry: the statement must use the
+    partial unique index as prepared, not be re-planned at each execution."""
+    backend = SQLiteBackend(tmp_path / "plan.db")
+    await backend.open(ALL)
+    try:
+        flt = {"account_id": "a", "user_id": "u", "running": True}
+        sql, params = backend._select("entries", flt, None, 1)
+        assert len(params) == 2  # the boolean is part of the statement's text
+        plan = await backend._run(
+            lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        )
+        assert "ix_entries_account_id_user_id_p_running" in " ".join(str(r) for r in plan)
+        await backend.insert("entries", {"_id": "e1", **flt, "start": "1"})
+        await backend.insert("entries", {"_id": "e2", **flt, "running": False, "start": "0"})
+        assert [d["_id"] for d in await backend.find("entries", flt)] == ["e1"]
+        assert [d["_id"] for d in await backend.find("entries", {"running": False})] == ["e2"]
+    finally:
+        await backend.close()
+
+
+async def test_sqlite_batch_with_a_failing_job_keeps_the_others_once(tmp_path: Path) -> None:
+    """A batch runs without savepoints until a job fails; then it is rolled back and run
+    again job by job: the others' writes are kept exactly once, the failing one's not."""
+    backend = SQLiteBackend(tmp_path / "batch.db")
+    await backend.open(ALL)
+    try:
+        await backend.insert("tasks", task(0))
+        sql = backend._insert_sql("tasks")
+
+        def insert(i: int, **extra: object) -> Callable[[sqlite3.Connection], object]:
+            row = backend._row("tasks", task(i, **extra))
+            return lambda conn: conn.execute(sql, row).rowcount
+
+        def failing(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, backend._row("tasks", task(4)))  # undone with the failure
+            conn.execute(sql, backend._row("tasks", task(0)))
+
+        jobs = [insert(1), failing, insert(2), insert(3, name="three")]
+        outcomes = await backend._worker.run(lambda: backend._run_batch(jobs), transactional=False)
+        assert [error is None for _, error in outcomes] == [True, False, True, True]
+        assert isinstance(outcomes[1][1], DuplicateKey)
+        ids = sorted(d["_id"] for d in await backend.find("tasks", {}))
+        assert ids == ["t000", "t001", "t002", "t003"]
+        # and without a failure, one transaction for all
+        outcomes = await backend._worker.run(
+            lambda: backend._run_batch([insert(5), insert(6)]), transactional=False
+        )
+        assert outcomes == [(1, None), (1, None)]
+        assert await backend.count("tasks", {}) == 6
     finally:
         await backend.close()
 
