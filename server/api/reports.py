@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,13 +123,15 @@ async def _xlsx_file(export: Export, directory: str) -> Path:
     return path
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+async def _send_file(path: Path, response: web.StreamResponse) -> None:
+    # A plain loop rather than an async generator: the file is closed when the client
+    # goes away, not whenever the collector gets to an abandoned generator.
     handle = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(handle.read, FILE_CHUNK):
-            yield chunk
+            await response.write(chunk)
     finally:
-        await asyncio.to_thread(handle.close)
+        handle.close()
 
 
 @api.route(
@@ -155,8 +156,7 @@ async def report_xlsx(ctx: Ctx) -> Any:
         response.content_length = (await asyncio.to_thread(path.stat)).st_size
         await response.prepare(ctx.request)
         try:
-            async for chunk in _file_chunks(path):
-                await response.write(chunk)
+            await _send_file(path, response)
         except ConnectionResetError:
             return response  # the client went away: nothing left to tell it
         except Exception:
