@@ -55,7 +55,7 @@ def database(backend: str, workdir: Path, timeout: float) -> Iterator[str]:
 
 
 async def schemathesis(
-    base: str, login: tuple[str, str], args: argparse.Namespace, report: Path
+    base: str, tokens: list[str], args: argparse.Namespace, report: Path
 ) -> tuple[int, float, str]:
     """One ``schemathesis run``; (failures, seconds, last lines of its output)."""
     cmd = [
@@ -83,12 +83,12 @@ async def schemathesis(
         "--no-color",
     ]
     started = time.monotonic()
+    tokens_file = report.with_suffix(".tokens")
+    tokens_file.write_text("\n".join(tokens))
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "bench.fuzz_hooks",
-        "TT_FUZZ_URL": base,
-        "TT_FUZZ_EMAIL": login[0],
-        "TT_FUZZ_PASSWORD": login[1],
+        "TT_FUZZ_TOKENS_FILE": str(tokens_file),
         "PYTHONPATH": str(REPO),
     }
     proc = await asyncio.create_subprocess_exec(
@@ -129,11 +129,11 @@ async def run(args: argparse.Namespace) -> int:
                     sys.executable, url, workdir, password, 60, extra_env=env
                 ) as server,
             ):
-                logins = await prepare(server.base, ADMIN_EMAIL, password, fakes)
+                tokens = await prepare(server.base, ADMIN_EMAIL, password, fakes)
                 for role in args.roles.split(","):
                     report = workdir / f"report-{role}.json"
                     failures, elapsed, text = await schemathesis(
-                        server.base, logins[role], args, report
+                        server.base, tokens[role], args, report
                     )
                     total += failures
                     if failures and args.verbose:

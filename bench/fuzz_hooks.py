@@ -1,18 +1,18 @@
-"""Schemathesis hooks for bench/fuzz.py (``SCHEMATHESIS_HOOKS=bench.fuzz_hooks``): sign in
-as ``TT_FUZZ_EMAIL`` / ``TT_FUZZ_PASSWORD`` at ``TT_FUZZ_URL``, again after a 401."""
+"""Schemathesis hooks for bench/fuzz.py (``SCHEMATHESIS_HOOKS=bench.fuzz_hooks``): API
+tokens issued before the run, one per line in the file ``TT_FUZZ_TOKENS_FILE``, handed
+out one after the other (the next after each 401)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import schemathesis
 
-from tests.fuzzing import SignIn
+from tests.fuzzing import TokenPool
 
 
 @schemathesis.auth(retry_on=[401])
-class FuzzSignIn(SignIn):
+class FuzzTokens(TokenPool):
     def __init__(self) -> None:
-        super().__init__(
-            os.environ["TT_FUZZ_URL"], os.environ["TT_FUZZ_EMAIL"], os.environ["TT_FUZZ_PASSWORD"]
-        )
+        super().__init__(Path(os.environ["TT_FUZZ_TOKENS_FILE"]).read_text().split())

@@ -1,36 +1,32 @@
-"""What the schemathesis runs share (tests/api/test_fuzz.py and bench/fuzz.py): sign-in
-as a schemathesis auth provider. The fuzzer calls POST /auth/logout too, which revokes
-the token it holds; on the next 401 the provider signs in again and the request is
-replayed, so every operation keeps being exercised with a valid token."""
+"""What the schemathesis runs share (tests/api/test_fuzz.py and bench/fuzz.py): the
+server prepared with all tools connected, and a schemathesis auth provider. The fuzzer
+calls POST /auth/logout too, which revokes the token it holds; on the next 401 the
+provider hands out a fresh one and the request is replayed, so every operation keeps
+being exercised with a valid token."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aiohttp
-import requests
 
 from tests.conftest import ROOT, Api
 from tests.fakes.connected import Providers, connect_all
 
 
-class SignIn:
-    """``get``/``set`` of a schemathesis auth provider for one e-mail and password."""
+class TokenPool:
+    """``get``/``set`` of a schemathesis auth provider: hands out API tokens issued before
+    the run, the next one after each 401. Signing in during the run would not do: the
+    fuzzer itself sends wrong passwords for the addresses it learns (GET /me), and the
+    login throttle then rightly locks them."""
 
-    def __init__(self, base_url: str, email: str, password: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.email = email
-        self.password = password
+    def __init__(self, tokens: list[str]) -> None:
+        self._tokens = list(tokens)
 
     def get(self, case: Any, context: Any) -> str:
-        response = requests.post(
-            f"{self.base_url}/api/v1/auth/login",
-            json={"email": self.email, "password": self.password},
-            timeout=30,
-        )
-        response.raise_for_status()
-        token: str = response.json()["token"]
-        return token
+        if not self._tokens:
+            raise RuntimeError("the fuzz run used up its pre-issued tokens")
+        return self._tokens.pop(0)
 
     def set(self, case: Any, data: str, context: Any) -> None:
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -55,10 +51,10 @@ USER_PASSWORD = "fuzz-user-password"
 
 
 async def prepare(
-    base: str, admin_email: str, admin_password: str, fakes: Providers
-) -> dict[str, tuple[str, str]]:
+    base: str, admin_email: str, admin_password: str, fakes: Providers, *, tokens: int = 60
+) -> dict[str, list[str]]:
     """Connect the three tools as the admin and add a regular user with a role on every
-    imported tree; how each of them signs in, by role."""
+    imported tree; ``tokens`` API tokens for each of them, by role."""
     async with aiohttp.ClientSession() as session:
         client: Any = RemoteClient(session, base)
         admin = await Api(client).login(admin_email, admin_password)
@@ -70,7 +66,15 @@ async def prepare(
                 await admin.put(
                     f"/api/v1/tasks/{task['id']}/members/{user_doc['id']}", {"role": "regular"}
                 )
-        return {"admin": (admin_email, admin_password), "user": (USER_EMAIL, USER_PASSWORD)}
+        issued: dict[str, list[str]] = {}
+        for role, email, password in (
+            ("admin", admin_email, admin_password),
+            ("user", USER_EMAIL, USER_PASSWORD),
+        ):
+            issued[role] = [
+                str((await Api(client).login(email, password)).token) for _ in range(tokens)
+            ]
+        return issued
 
 
 def fuzz_config(*, seed: int, max_examples: int, phases: tuple[str, ...]) -> Any:

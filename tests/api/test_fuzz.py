@@ -25,7 +25,7 @@ from server.app import create_app
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_settings
 from tests.e2e.loopthread import LoopThread
 from tests.fakes.connected import providers
-from tests.fuzzing import SignIn, fuzz_config, prepare, run_schemathesis
+from tests.fuzzing import TokenPool, fuzz_config, prepare, run_schemathesis
 
 SEED = 20261201
 MAX_EXAMPLES = 5
@@ -34,7 +34,7 @@ MAX_EXAMPLES = 5
 @dataclass
 class Stack:
     base: str
-    logins: dict[str, tuple[str, str]]
+    tokens: dict[str, list[str]]
 
 
 def _free_port() -> int:
@@ -79,12 +79,12 @@ def test_the_server_answers_as_its_document_says(fuzz_stack: Stack, role: str) -
         phases=("examples", "coverage", "fuzzing", "stateful"),
     )
     schema = schemathesis.openapi.from_url(f"{fuzz_stack.base}/api/v1/openapi.json", config=config)
-    email, password = fuzz_stack.logins[role]
+    tokens = fuzz_stack.tokens[role]
 
     @schema.auth(retry_on=[401])
-    class _SignIn(SignIn):
+    class _Tokens(TokenPool):
         def __init__(self) -> None:
-            super().__init__(fuzz_stack.base, email, password)
+            super().__init__(tokens)
 
     operations = [op.ok() for op in schema.get_all_operations()]
     assert len(operations) >= 40  # the whole document, not a filtered part of it
