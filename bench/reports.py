@@ -50,14 +50,13 @@ from bench._common import (
     MONGO_PYTHON,
     BenchError,
     Server,
+    bench_database,
     call,
     interrupt_on_signals,
-    mongo_wire,
     print_table,
     proc_memory,
     reset_peak,
     tasktimer_server,
-    with_database,
     write_json,
 )
 from server.domain.clock import iso
@@ -430,12 +429,10 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="tt-bench-reports-") as tmp:
             workdir = Path(tmp)
-            if args.backend == "sqlite":
-                seeded, rows = asyncio.run(run(args, f"sqlite:///{workdir / 'bench.db'}", workdir))
-            else:
-                with mongo_wire(args.mongo_python, workdir, STARTUP_TIMEOUT_S) as uri:
-                    url = with_database(uri, f"tt_bench_reports_{secrets.token_hex(4)}")
-                    seeded, rows = asyncio.run(run(args, url, workdir))
+            with bench_database(
+                args.backend, workdir, "tt_bench_reports", STARTUP_TIMEOUT_S, args.mongo_python
+            ) as url:
+                seeded, rows = asyncio.run(run(args, url, workdir))
     except BenchError as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 2
