@@ -12,7 +12,6 @@ from ..services.principal import Principal
 from .core import page, render, services
 
 routes = web.RouteTableDef()
-PAGE = 500
 
 
 def _state(user: dict[str, Any]) -> str:
@@ -34,13 +33,7 @@ async def team(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    accounts = services(request).accounts
-    docs: list[dict[str, Any]] = []
-    while True:
-        chunk = await accounts.list_users(user.account_id, skip=len(docs), limit=PAGE)
-        docs.extend(chunk)
-        if len(chunk) < PAGE:
-            break
+    docs = await services(request).accounts.all_users(user.account_id)
     people = [
         {
             "id": d["_id"],
