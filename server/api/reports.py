@@ -77,12 +77,24 @@ def _download(ctx: Ctx, export: Export, content_type: str, suffix: str) -> web.S
     return response
 
 
-async def _abort(ctx: Ctx, response: web.StreamResponse) -> web.StreamResponse:
-    """A failure after the first byte: cut the connection so that the client sees a
-    broken download, never a complete-looking truncated one."""
-    log.exception("export failed after it started (request %s)", ctx.request[REQUEST_ID])
-    if ctx.request.transport is not None:
-        ctx.request.transport.abort()
+async def _send(
+    ctx: Ctx, response: web.StreamResponse, chunks: AsyncIterator[bytes]
+) -> web.StreamResponse:
+    """Start the response and stream ``chunks``. A failure after the first byte cuts the
+    connection so that the client sees a broken download, never a complete-looking
+    truncated one."""
+    await response.prepare(ctx.request)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except ConnectionResetError:
+        return response  # the client went away: nothing left to tell it
+    except Exception:
+        log.exception("export failed after it started (request %s)", ctx.request[REQUEST_ID])
+        if ctx.request.transport is not None:
+            ctx.request.transport.abort()
+        return response
+    await response.write_eof()
     return response
 
 
@@ -99,18 +111,13 @@ async def report_csv(ctx: Ctx) -> Any:
     export = await ctx.services.reports.export(
         ctx.user, report_params(ctx, m.ReportFilter), ROW_BATCH
     )
-    response = _download(ctx, export, CSV_TYPE, "csv")
-    await response.prepare(ctx.request)
-    try:
-        await response.write(csv_chunk((), header=True))
-        async for rows in export.batches:
-            await response.write(csv_chunk(rows))
-    except ConnectionResetError:
-        return response  # the client went away: nothing left to tell it
-    except Exception:
-        return await _abort(ctx, response)
-    await response.write_eof()
-    return response
+    return await _send(ctx, _download(ctx, export, CSV_TYPE, "csv"), _csv_chunks(export))
+
+
+async def _csv_chunks(export: Export) -> AsyncIterator[bytes]:
+    yield csv_chunk((), header=True)
+    async for rows in export.batches:
+        yield csv_chunk(rows)
 
 
 async def _xlsx_file(export: Export, directory: str) -> Path:
@@ -153,13 +160,4 @@ async def report_xlsx(ctx: Ctx) -> Any:
         path = await _xlsx_file(export, directory)
         response = _download(ctx, export, XLSX_TYPE, "xlsx")
         response.content_length = (await asyncio.to_thread(path.stat)).st_size
-        await response.prepare(ctx.request)
-        try:
-            async for chunk in _file_chunks(path):
-                await response.write(chunk)
-        except ConnectionResetError:
-            return response  # the client went away: nothing left to tell it
-        except Exception:
-            return await _abort(ctx, response)
-        await response.write_eof()
-    return response
+        return await _send(ctx, response, _file_chunks(path))
