@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from server.store.base import Backend, DuplicateKey
-from server.store.factory import open_backend
 from server.store.specs import ALL
 from server.store.sqlite import SQLiteBackend
-from tests.conftest import make_settings
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Backend]:
-    backend = await open_backend(make_settings(database_url))
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def task(i: int, **extra: object) -> dict[str, object]:
