@@ -20,7 +20,7 @@ from ..domain import clock
 from ..domain.errors import DomainError
 from ..services.principal import Principal
 from . import localtime as lt
-from .core import page, render, services
+from .core import page, render, services, user_zone
 
 routes = web.RouteTableDef()
 HISTORY = 10
@@ -282,8 +282,7 @@ async def integrations_view(
     status: int = 200,
 ) -> web.Response:
     svc = services(request)
-    me = await svc.accounts.get_user(user.account_id, user.user_id)
-    tz = lt.zone(me.get("time_zone"))
+    tz = await user_zone(request, user)
     existing = {i["service"]: i for i in await svc.sync.list_integrations(user)}
     alerts = list(alerts or [])
     query = request.query
