@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -95,6 +95,11 @@ async def current_user(request: web.Request) -> Principal | None:
 
 
 PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+
+
+def form_texts(form: Mapping[str, object], names: Iterable[str]) -> dict[str, str]:
+    """The named fields of a posted form as stripped text ('' when absent)."""
+    return {name: str(form.get(name) or "").strip() for name in names}
 
 
 async def user_zone(request: web.Request, user: Principal) -> ZoneInfo:

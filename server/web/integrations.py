@@ -20,7 +20,7 @@ from ..domain import clock
 from ..domain.errors import DomainError
 from ..services.principal import Principal
 from . import localtime as lt
-from .core import page, render, services, user_zone
+from .core import form_texts, page, render, services, user_zone
 
 routes = web.RouteTableDef()
 HISTORY = 10
@@ -403,7 +403,7 @@ async def _connect(request: web.Request, user: Principal, *, reenable: bool) -> 
             # Off to Asana's consent page; its callback brings the browser back here.
             raise web.HTTPSeeOther(started["authorize_url"])
         form = await request.post()
-        payload = {name: str(form.get(name) or "").strip() for name, *_ in tool.fields}
+        payload = form_texts(form, (name for name, *_ in tool.fields))
         if tool.service == "heyspace":
             # Passwords may begin or end with spaces.
             payload["password"] = str(form.get("password") or "")

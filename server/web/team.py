@@ -9,7 +9,7 @@ from aiohttp import web
 from ..domain.errors import DomainError
 from ..services.accounts import Invite
 from ..services.principal import Principal
-from .core import page, render, services
+from .core import form_texts, page, render, services
 
 routes = web.RouteTableDef()
 
@@ -72,7 +72,7 @@ async def team_page(request: web.Request, user: Principal) -> web.StreamResponse
 @page(admin=True)
 async def add_user(request: web.Request, user: Principal) -> web.StreamResponse:
     form = await request.post()
-    values = {k: str(form.get(k) or "").strip() for k in ("email", "name", "role")}
+    values = form_texts(form, ("email", "name", "role"))
     password = str(form.get("password") or "")
     role = values["role"] if values["role"] in ("admin", "user") else "user"
     if "@" not in values["email"] or not values["name"]:

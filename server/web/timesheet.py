@@ -14,7 +14,7 @@ from ..domain import clock
 from ..domain.errors import DomainError
 from ..services.principal import Principal
 from . import localtime as lt
-from .core import current_user, page, render, safe_next, services, user_zone
+from .core import current_user, form_texts, page, render, safe_next, services, user_zone
 from .session import sign_in_page
 
 routes = web.RouteTableDef()
@@ -262,9 +262,9 @@ def _unchanged(original: str, day: date, hh_mm: str, tz: ZoneInfo) -> str | None
 @page()
 async def save_entry(request: web.Request, user: Principal) -> web.StreamResponse:
     form = await request.post()
-    values = {
-        k: str(form.get(k) or "").strip()
-        for k in (
+    values = form_texts(
+        form,
+        (
             "entry_id",
             "task-id",
             "task",
@@ -277,8 +277,8 @@ async def save_entry(request: web.Request, user: Principal) -> web.StreamRespons
             "note",
             "tags",
             "week",
-        )
-    }
+        ),
+    )
     timer = services(request).timer
     entry_id = values["entry_id"] or None
     try:
