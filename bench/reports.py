@@ -62,6 +62,7 @@ from bench._common import (
 from server.domain.clock import iso
 from server.services.container import build_services
 from server.services.principal import Principal
+from server.services.tasks import manual_task_doc
 from server.settings import Settings
 from server.store.factory import open_backend
 
@@ -140,15 +141,17 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
         root = "t-root"
         projects = [f"t-p{p:03d}" for p in range(100)]
         per_project = max(10, -(-(sizes.tasks - 101) // 100))
-        tasks: list[dict[str, Any]] = [_task(account_id, root, None, "Bench", stamp)]
+        tasks: list[dict[str, Any]] = [manual_task_doc(root, account_id, None, "Bench", stamp)]
         for i, project in enumerate(projects):
-            tasks.append(_task(account_id, project, root, f"Project {i:03d}", stamp))
+            tasks.append(manual_task_doc(project, account_id, root, f"Project {i:03d}", stamp))
         leaves: list[str] = []
         for i, project in enumerate(projects):
             for j in range(per_project):
                 leaf = f"t-{i:03d}-{j:05d}"
                 leaves.append(leaf)
-                tasks.append(_task(account_id, leaf, project, f"Task {i:03d}-{j:05d}", stamp))
+                tasks.append(
+                    manual_task_doc(leaf, account_id, project, f"Task {i:03d}-{j:05d}", stamp)
+                )
         for start in range(0, len(tasks), SEED_BATCH):
             await backend.insert_many("tasks", tasks[start : start + SEED_BATCH])
         await services.tasks.bump(account_id)
@@ -206,22 +209,6 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
         user_emails=[u["email"] for u in users],
         seconds=time.perf_counter() - started,
     )
-
-
-def _task(
-    account_id: str, task_id: str, parent: str | None, name: str, stamp: str
-) -> dict[str, Any]:
-    return {
-        "_id": task_id,
-        "account_id": account_id,
-        "parent_id": parent,
-        "name": name,
-        "archived": False,
-        "removed": False,
-        "imported": False,
-        "keywords": [],
-        "created_at": stamp,
-    }
 
 
 # -- measuring -------------------------------------------------------------------------

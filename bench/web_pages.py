@@ -63,6 +63,7 @@ async def seed(database_url: str, secret: str, tasks: int) -> dict[str, str]:
     from server.services.container import build_services
     from server.services.ids import new_id
     from server.services.principal import Principal
+    from server.services.tasks import manual_task_doc
     from server.settings import Settings
     from server.store.factory import open_backend
 
@@ -84,17 +85,7 @@ async def seed(database_url: str, secret: str, tasks: int) -> dict[str, str]:
         now = clock.now_iso()
 
         def task(name: str, parent: str | None) -> dict[str, Any]:
-            return {
-                "_id": new_id(),
-                "account_id": account,
-                "parent_id": parent,
-                "name": name,
-                "archived": False,
-                "removed": False,
-                "imported": False,
-                "keywords": [],
-                "created_at": now,
-            }
+            return manual_task_doc(new_id(), account, parent, name, now)
 
         docs: list[dict[str, Any]] = []
         members: list[dict[str, Any]] = []
