@@ -284,3 +284,17 @@ def write_json(path: Path, results: dict[str, Any]) -> None:
         + "\n"
     )
     print(f"results written to {path}")
+
+
+@contextlib.contextmanager
+def bench_database(
+    backend: str, workdir: Path, name: str, timeout: float, mongo_python: str = MONGO_PYTHON
+) -> Iterator[str]:
+    """The database URL for one run: a SQLite file ``bench.db`` in ``workdir``, or with
+    ``backend == "mongo"`` a fresh database ``<name>_<random>`` on a mongoeco wire server
+    started for the run (stopped on exit)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{(workdir / 'bench.db').resolve()}"
+        return
+    with mongo_wire(mongo_python, workdir, timeout) as uri:
+        yield with_database(uri, f"{name}_{secrets.token_hex(4)}")

@@ -50,19 +50,19 @@ from bench._common import (
     MONGO_PYTHON,
     BenchError,
     Server,
+    bench_database,
     call,
     interrupt_on_signals,
-    mongo_wire,
     print_table,
     proc_memory,
     reset_peak,
     tasktimer_server,
-    with_database,
     write_json,
 )
 from server.domain.clock import iso
 from server.services.container import build_services
 from server.services.principal import Principal
+from server.services.tasks import manual_task_doc
 from server.settings import Settings
 from server.store.factory import open_backend
 
@@ -141,15 +141,17 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
         root = "t-root"
         projects = [f"t-p{p:03d}" for p in range(100)]
         per_project = max(10, -(-(sizes.tasks - 101) // 100))
-        tasks: list[dict[str, Any]] = [_task(account_id, root, None, "Bench", stamp)]
+        tasks: list[dict[str, Any]] = [manual_task_doc(root, account_id, None, "Bench", stamp)]
         for i, project in enumerate(projects):
-            tasks.append(_task(account_id, project, root, f"Project {i:03d}", stamp))
+            tasks.append(manual_task_doc(project, account_id, root, f"Project {i:03d}", stamp))
         leaves: list[str] = []
         for i, project in enumerate(projects):
             for j in range(per_project):
                 leaf = f"t-{i:03d}-{j:05d}"
                 leaves.append(leaf)
-                tasks.append(_task(account_id, leaf, project, f"Task {i:03d}-{j:05d}", stamp))
+                tasks.append(
+                    manual_task_doc(leaf, account_id, project, f"Task {i:03d}-{j:05d}", stamp)
+                )
         for start in range(0, len(tasks), SEED_BATCH):
             await backend.insert_many("tasks", tasks[start : start + SEED_BATCH])
         await services.tasks.bump(account_id)
@@ -207,22 +209,6 @@ async def seed(database_url: str, sizes: Sizes, admin_password: str, rnd: random
         user_emails=[u["email"] for u in users],
         seconds=time.perf_counter() - started,
     )
-
-
-def _task(
-    account_id: str, task_id: str, parent: str | None, name: str, stamp: str
-) -> dict[str, Any]:
-    return {
-        "_id": task_id,
-        "account_id": account_id,
-        "parent_id": parent,
-        "name": name,
-        "archived": False,
-        "removed": False,
-        "imported": False,
-        "keywords": [],
-        "created_at": stamp,
-    }
 
 
 # -- measuring -------------------------------------------------------------------------
@@ -430,12 +416,10 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="tt-bench-reports-") as tmp:
             workdir = Path(tmp)
-            if args.backend == "sqlite":
-                seeded, rows = asyncio.run(run(args, f"sqlite:///{workdir / 'bench.db'}", workdir))
-            else:
-                with mongo_wire(args.mongo_python, workdir, STARTUP_TIMEOUT_S) as uri:
-                    url = with_database(uri, f"tt_bench_reports_{secrets.token_hex(4)}")
-                    seeded, rows = asyncio.run(run(args, url, workdir))
+            with bench_database(
+                args.backend, workdir, "tt_bench_reports", STARTUP_TIMEOUT_S, args.mongo_python
+            ) as url:
+                seeded, rows = asyncio.run(run(args, url, workdir))
     except BenchError as exc:
         print(f"setup failed: {exc}", file=sys.stderr)
         return 2

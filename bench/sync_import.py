@@ -66,6 +66,8 @@ from bench._common import (
     mongo_wire,
     parse_ts,
     print_table,
+    proc_memory,
+    reset_peak,
     spawn,
     stop_process,
     tasktimer_server,
@@ -151,30 +153,6 @@ def py_spy(exe: str | None, pid: int, out: Path, workdir: Path) -> Iterator[None
                 except subprocess.TimeoutExpired:
                     stop_process(proc, "py-spy")
             print(f"  py-spy profile: {out} (exit {proc.returncode})", flush=True)
-
-
-# -- memory ------------------------------------------------------------------------------
-
-
-def proc_memory(pid: int) -> dict[str, float]:
-    """``VmHWM`` (peak) and ``VmRSS`` of a process in MB (10^6 bytes)."""
-    values: dict[str, float] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                values[key] = int(rest.split()[0]) * 1024 / 1e6
-    return {"peak_mb": values["VmHWM"], "rss_mb": values["VmRSS"]}
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset the process's VmHWM to its current RSS (Linux >= 4.0)."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 # -- HTTP --------------------------------------------------------------------------------

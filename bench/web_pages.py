@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,14 +39,12 @@ import aiohttp
 
 from bench._common import (
     ADMIN_EMAIL,
-    MONGO_PYTHON,
     BenchError,
+    bench_database,
     call,
     interrupt_on_signals,
-    mongo_wire,
     print_table,
     tasktimer_server,
-    with_database,
     write_json,
 )
 
@@ -67,6 +63,7 @@ async def seed(database_url: str, secret: str, tasks: int) -> dict[str, str]:
     from server.services.container import build_services
     from server.services.ids import new_id
     from server.services.principal import Principal
+    from server.services.tasks import manual_task_doc
     from server.settings import Settings
     from server.store.factory import open_backend
 
@@ -88,17 +85,7 @@ async def seed(database_url: str, secret: str, tasks: int) -> dict[str, str]:
         now = clock.now_iso()
 
         def task(name: str, parent: str | None) -> dict[str, Any]:
-            return {
-                "_id": new_id(),
-                "account_id": account,
-                "parent_id": parent,
-                "name": name,
-                "archived": False,
-                "removed": False,
-                "imported": False,
-                "keywords": [],
-                "created_at": now,
-            }
+            return manual_task_doc(new_id(), account, parent, name, now)
 
         docs: list[dict[str, Any]] = []
         members: list[dict[str, Any]] = []
@@ -222,20 +209,11 @@ async def measure(base: str, repeat: int, tasks: int) -> list[dict[str, Any]]:
     return rows
 
 
-@contextlib.contextmanager
-def database(backend: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{(workdir / 'bench.db').resolve()}"
-        return
-    with mongo_wire(MONGO_PYTHON, workdir, STARTUP_TIMEOUT_S) as uri:
-        yield with_database(uri, f"web_{secrets.token_hex(4)}")
-
-
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="tt-bench-web-") as tmp:
         workdir = Path(tmp)
         secret = secrets.token_urlsafe(32)
-        with database(args.backend, workdir) as url:
+        with bench_database(args.backend, workdir, "web", STARTUP_TIMEOUT_S) as url:
             started = time.perf_counter()
             seeded = asyncio.run(seed(url, secret, args.tasks))
             print(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,12 +78,27 @@ def _download(ctx: Ctx, export: Export, content_type: str, suffix: str) -> web.S
     return response
 
 
-async def _abort(ctx: Ctx, response: web.StreamResponse) -> web.StreamResponse:
-    """A failure after the first byte: cut the connection so that the client sees a
-    broken download, never a complete-looking truncated one."""
-    log.exception("export failed after it started (request %s)", ctx.request[REQUEST_ID])
-    if ctx.request.transport is not None:
-        ctx.request.transport.abort()
+async def _send(
+    ctx: Ctx, response: web.StreamResponse, chunks: AsyncGenerator[bytes, None]
+) -> web.StreamResponse:
+    """Start the response and stream ``chunks``. A failure after the first byte cuts the
+    connection so that the client sees a broken download, never a complete-looking
+    truncated one."""
+    await response.prepare(ctx.request)
+    try:
+        # aclosing: a source that holds a file is closed as soon as the download ends,
+        # not whenever the collector gets to an abandoned generator.
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                await response.write(chunk)
+    except ConnectionResetError:
+        return response  # the client went away: nothing left to tell it
+    except Exception:
+        log.exception("export failed after it started (request %s)", ctx.request[REQUEST_ID])
+        if ctx.request.transport is not None:
+            ctx.request.transport.abort()
+        return response
+    await response.write_eof()
     return response
 
 
@@ -98,18 +115,13 @@ async def report_csv(ctx: Ctx) -> Any:
     export = await ctx.services.reports.export(
         ctx.user, report_params(ctx, m.ReportFilter), ROW_BATCH
     )
-    response = _download(ctx, export, CSV_TYPE, "csv")
-    await response.prepare(ctx.request)
-    try:
-        await response.write(csv_chunk((), header=True))
-        async for rows in export.batches:
-            await response.write(csv_chunk(rows))
-    except ConnectionResetError:
-        return response  # the client went away: nothing left to tell it
-    except Exception:
-        return await _abort(ctx, response)
-    await response.write_eof()
-    return response
+    return await _send(ctx, _download(ctx, export, CSV_TYPE, "csv"), _csv_chunks(export))
+
+
+async def _csv_chunks(export: Export) -> AsyncGenerator[bytes, None]:
+    yield csv_chunk((), header=True)
+    async for rows in export.batches:
+        yield csv_chunk(rows)
 
 
 async def _xlsx_file(export: Export, directory: str) -> Path:
@@ -123,13 +135,11 @@ async def _xlsx_file(export: Export, directory: str) -> Path:
     return path
 
 
-async def _send_file(path: Path, response: web.StreamResponse) -> None:
-    # A plain loop rather than an async generator: the file is closed when the client
-    # goes away, not whenever the collector gets to an abandoned generator.
+async def _file_chunks(path: Path) -> AsyncGenerator[bytes, None]:
     handle = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(handle.read, FILE_CHUNK):
-            await response.write(chunk)
+            yield chunk
     finally:
         handle.close()
 
@@ -154,12 +164,4 @@ async def report_xlsx(ctx: Ctx) -> Any:
         path = await _xlsx_file(export, directory)
         response = _download(ctx, export, XLSX_TYPE, "xlsx")
         response.content_length = (await asyncio.to_thread(path.stat)).st_size
-        await response.prepare(ctx.request)
-        try:
-            await _send_file(path, response)
-        except ConnectionResetError:
-            return response  # the client went away: nothing left to tell it
-        except Exception:
-            return await _abort(ctx, response)
-        await response.write_eof()
-    return response
+        return await _send(ctx, response, _file_chunks(path))

@@ -87,6 +87,17 @@ def _local_midnight(zone: ZoneInfo, day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
 
 
+def _step(pieces: tuple[tuple[int, int], ...], x: int) -> int:
+    """The value at ``x`` of a piecewise constant function given as ascending
+    ``(since, value)`` pieces (the first piece's value also before its ``since``)."""
+    current = pieces[0][1]
+    for since, value in pieces:
+        if x < since:
+            break
+        current = value
+    return current
+
+
 @dataclass(frozen=True, slots=True)
 class DayGrid:
     first: date
@@ -107,12 +118,7 @@ class DayGrid:
         return self.midnights[-1]
 
     def offset(self, instant: int) -> int:
-        current = self.shifts[0][1]
-        for since, offset in self.shifts:
-            if instant < since:
-                break
-            current = offset
-        return current
+        return _step(self.shifts, instant)
 
     def local(self, instant: int) -> int:
         """The wall-clock time of an instant of the range, as local epoch seconds."""
@@ -123,12 +129,7 @@ class DayGrid:
         return (instant + self.offset(instant)) // DAY_S - self.epoch_day0
 
     def midnight(self, k: int) -> int:
-        c = self.midnight_shifts[0][1]
-        for since, value in self.midnight_shifts:
-            if k < since:
-                break
-            c = value
-        return (self.epoch_day0 + k) * DAY_S - c
+        return (self.epoch_day0 + k) * DAY_S - _step(self.midnight_shifts, k)
 
     def label(self, k: int) -> str:
         return (self.first + timedelta(days=k)).isoformat()

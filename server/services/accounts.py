@@ -334,6 +334,15 @@ class AccountService:
             "users", {"account_id": account_id}, sort=[("_id", 1)], skip=skip, limit=limit
         )
 
+    async def all_users(self, account_id: str, *, page: int = 500) -> list[Doc]:
+        """Every user of the account in ``_id`` order, read ``page`` at a time."""
+        docs: list[Doc] = []
+        while True:
+            chunk = await self.list_users(account_id, skip=len(docs), limit=page)
+            docs.extend(chunk)
+            if len(chunk) < page:
+                return docs
+
     async def active_user_ids(self, account_id: str) -> list[str]:
         users = await self._db.find("users", {"account_id": account_id, "active": True})
         return [u["_id"] for u in users]

@@ -22,6 +22,23 @@ from .principal import Principal
 MAX_TREE_CACHE = 64
 
 
+def manual_task_doc(
+    task_id: str, account_id: str, parent_id: str | None, name: str, created_at: str
+) -> Doc:
+    """The stored document of a task created in Tasktimer (not imported)."""
+    return {
+        "_id": task_id,
+        "account_id": account_id,
+        "parent_id": parent_id,
+        "name": name,
+        "archived": False,
+        "removed": False,
+        "imported": False,
+        "keywords": [],
+        "created_at": created_at,
+    }
+
+
 def source_of(task: TaskNode) -> dict[str, str] | None:
     if task.service is None:
         return None
@@ -236,17 +253,7 @@ class TaskService:
         task_id = new_id()
         await self._db.insert(
             "tasks",
-            {
-                "_id": task_id,
-                "account_id": principal.account_id,
-                "parent_id": parent_id,
-                "name": name,
-                "archived": False,
-                "removed": False,
-                "imported": False,
-                "keywords": [],
-                "created_at": clock.now_iso(),
-            },
+            manual_task_doc(task_id, principal.account_id, parent_id, name, clock.now_iso()),
         )
         await self.bump(principal.account_id)
         return await self.get(principal, task_id)

@@ -7,8 +7,8 @@ Unique (partial) indexes hold the invariants; single-document atomic updates
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -28,9 +28,23 @@ from .base import (
     Totals,
 )
 
+T = TypeVar("T")
+
 
 def _filter(flt: Filter) -> dict[str, Any]:
     return {k: v for k, v in flt.items()}
+
+
+async def _batches(items: AsyncIterable[T], size: int) -> AsyncIterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), never all at once."""
+    chunk: list[T] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class MongoBackend:
@@ -116,13 +130,8 @@ class MongoBackend:
         cursor = self._db[coll].find(
             _filter(flt), projection={name: 1 for name in fields}, batch_size=batch
         )
-        chunk: list[tuple[Any, ...]] = []
-        async for doc in cursor:
-            chunk.append((doc["_id"], *(doc.get(name) for name in fields)))
-            if len(chunk) >= batch:
-                yield chunk
-                chunk = []
-        if chunk:
+        rows = ((doc["_id"], *(doc.get(name) for name in fields)) async for doc in cursor)
+        async for chunk in _batches(rows, batch):
             yield chunk
 
     async def count(self, coll: str, flt: Filter) -> int:
@@ -246,11 +255,5 @@ class MongoBackend:
                 .sort([("start", ASCENDING), ("_id", ASCENDING)])
                 .batch_size(batch)
             )
-            chunk: list[Doc] = []
-            async for doc in cursor:
-                chunk.append(doc)
-                if len(chunk) >= batch:
-                    yield chunk
-                    chunk = []
-            if chunk:
+            async for chunk in _batches(cursor, batch):
                 yield chunk

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -31,6 +32,7 @@ from ..keys import SERVICES, SETTINGS
 from ..services.container import Services
 from ..services.principal import Principal
 from ..store.base import StoreUnavailable
+from . import localtime as lt
 
 log = logging.getLogger("server.web")
 
@@ -93,6 +95,17 @@ async def current_user(request: web.Request) -> Principal | None:
 
 
 PageHandler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
+
+
+def form_texts(form: Mapping[str, object], names: Iterable[str]) -> dict[str, str]:
+    """The named fields of a posted form as stripped text ('' when absent)."""
+    return {name: str(form.get(name) or "").strip() for name in names}
+
+
+async def user_zone(request: web.Request, user: Principal) -> ZoneInfo:
+    """The signed-in user's time zone (UTC when unset or unknown)."""
+    me = await services(request).accounts.get_user(user.account_id, user.user_id)
+    return lt.zone(me.get("time_zone"))
 
 
 def page(*, admin: bool = False) -> Callable[[PageHandler], Callable[[web.Request], Any]]:

@@ -20,7 +20,7 @@ from ..domain import clock
 from ..domain.errors import DomainError
 from ..services.principal import Principal
 from . import localtime as lt
-from .core import page, render, services
+from .core import form_texts, page, render, services, user_zone
 
 routes = web.RouteTableDef()
 HISTORY = 10
@@ -282,8 +282,7 @@ async def integrations_view(
     status: int = 200,
 ) -> web.Response:
     svc = services(request)
-    me = await svc.accounts.get_user(user.account_id, user.user_id)
-    tz = lt.zone(me.get("time_zone"))
+    tz = await user_zone(request, user)
     existing = {i["service"]: i for i in await svc.sync.list_integrations(user)}
     alerts = list(alerts or [])
     query = request.query
@@ -404,7 +403,7 @@ async def _connect(request: web.Request, user: Principal, *, reenable: bool) -> 
             # Off to Asana's consent page; its callback brings the browser back here.
             raise web.HTTPSeeOther(started["authorize_url"])
         form = await request.post()
-        payload = {name: str(form.get(name) or "").strip() for name, *_ in tool.fields}
+        payload = form_texts(form, (name for name, *_ in tool.fields))
         if tool.service == "heyspace":
             # Passwords may begin or end with spaces.
             payload["password"] = str(form.get("password") or "")

@@ -30,7 +30,6 @@ NOTICES = {
     "removed": "Member removed from this task.",
     "added": "Member added.",
 }
-PAGE = 500
 
 
 def kind_label(task: dict[str, Any]) -> str:
@@ -58,16 +57,6 @@ def _back(task_id: str | None, done: str, include_archived: bool) -> web.HTTPSee
         query["include-archived"] = "1"
     query["done"] = done
     return web.HTTPSeeOther(f"/tasks?{urlencode(query)}")
-
-
-async def _users(request: web.Request, user: Principal) -> list[dict[str, Any]]:
-    accounts = services(request).accounts
-    docs: list[dict[str, Any]] = []
-    while True:
-        chunk = await accounts.list_users(user.account_id, skip=len(docs), limit=PAGE)
-        docs.extend(chunk)
-        if len(chunk) < PAGE:
-            return docs
 
 
 async def _branch(
@@ -165,7 +154,7 @@ async def tasks_view(
             except Forbidden:
                 raw = None
             if raw is not None:
-                people = {u["_id"]: u for u in await _users(request, user)}
+                people = {u["_id"]: u for u in await svc.accounts.all_users(user.account_id)}
                 members = []
                 for m in raw:
                     person = people.get(m["user_id"], {})

@@ -9,10 +9,9 @@ from aiohttp import web
 from ..domain.errors import DomainError
 from ..services.accounts import Invite
 from ..services.principal import Principal
-from .core import page, render, services
+from .core import form_texts, page, render, services
 
 routes = web.RouteTableDef()
-PAGE = 500
 
 
 def _state(user: dict[str, Any]) -> str:
@@ -34,13 +33,7 @@ async def team(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    accounts = services(request).accounts
-    docs: list[dict[str, Any]] = []
-    while True:
-        chunk = await accounts.list_users(user.account_id, skip=len(docs), limit=PAGE)
-        docs.extend(chunk)
-        if len(chunk) < PAGE:
-            break
+    docs = await services(request).accounts.all_users(user.account_id)
     people = [
         {
             "id": d["_id"],
@@ -79,7 +72,7 @@ async def team_page(request: web.Request, user: Principal) -> web.StreamResponse
 @page(admin=True)
 async def add_user(request: web.Request, user: Principal) -> web.StreamResponse:
     form = await request.post()
-    values = {k: str(form.get(k) or "").strip() for k in ("email", "name", "role")}
+    values = form_texts(form, ("email", "name", "role"))
     password = str(form.get("password") or "")
     role = values["role"] if values["role"] in ("admin", "user") else "user"
     if "@" not in values["email"] or not values["name"]:

@@ -14,7 +14,7 @@ from ..domain import clock
 from ..domain.errors import DomainError
 from ..services.principal import Principal
 from . import localtime as lt
-from .core import current_user, page, render, safe_next, services
+from .core import current_user, form_texts, page, render, safe_next, services, user_zone
 from .session import sign_in_page
 
 routes = web.RouteTableDef()
@@ -262,9 +262,9 @@ def _unchanged(original: str, day: date, hh_mm: str, tz: ZoneInfo) -> str | None
 @page()
 async def save_entry(request: web.Request, user: Principal) -> web.StreamResponse:
     form = await request.post()
-    values = {
-        k: str(form.get(k) or "").strip()
-        for k in (
+    values = form_texts(
+        form,
+        (
             "entry_id",
             "task-id",
             "task",
@@ -277,16 +277,15 @@ async def save_entry(request: web.Request, user: Principal) -> web.StreamRespons
             "note",
             "tags",
             "week",
-        )
-    }
+        ),
+    )
     timer = services(request).timer
     entry_id = values["entry_id"] or None
     try:
         if "delete" in form and entry_id:
             await timer.delete_entry(user, entry_id)
             raise web.HTTPSeeOther(_back(values["week"] or values["date"]))
-        me = await services(request).accounts.get_user(user.account_id, user.user_id)
-        tz = lt.zone(me.get("time_zone"))
+        tz = await user_zone(request, user)
         day = lt.parse_day(values["date"])
         start = lt.at_local(day, values["start"], tz) if day else None
         # "Ends the next day": an entry across midnight (22:30 to 01:30).

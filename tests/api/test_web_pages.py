@@ -29,6 +29,27 @@ async def post(client: Client, path: str, data: dict[str, str]) -> Any:
     return await client.post(path, data=data, allow_redirects=False)
 
 
+async def connect_asana(client: Client, csrf: str) -> Any:
+    """The page's Asana OAuth round trip; the callback's answer (not followed)."""
+    start = await post(client, "/integrations/asana/enable", {"csrf": csrf})
+    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
+    callback = urlsplit(authorized.headers["Location"])
+    return await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
+
+
+async def small_asana_connected(make_client: Any, fakes: Fakes) -> Client:  # noqa: F811
+    """A signed-in admin's client, connected to an Asana with one project, first sync done."""
+    state = fakes.asana
+    owner = state.add_user("owner@example.com", "Owner")
+    state.set_authorizing_user(owner)
+    state.add_project(state.add_workspace("Company"), "Website")
+    client = await make_client(**fakes.urls)
+    _, csrf = await sign_in(client)
+    await connect_asana(client, csrf)
+    await settle(client)
+    return client
+
+
 async def test_integrations_work_without_scripts(
     make_client: Any,
     fakes: Fakes,  # noqa: F811
@@ -109,10 +130,7 @@ async def test_asana_cards_escape_provider_names(
     state.add_project(workspace, "Website")
     client = await make_client(**fakes.urls)
     _, csrf = await sign_in(client)
-    start = await post(client, "/integrations/asana/enable", {"csrf": csrf})
-    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
-    callback = urlsplit(authorized.headers["Location"])
-    back = await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
+    back = await connect_asana(client, csrf)
     assert back.headers["Location"] == "/integrations?connected=asana"
     await settle(client)
     text = await (await client.get("/integrations?connected=asana")).text()
@@ -192,16 +210,7 @@ async def test_a_slow_asana_does_not_hang_the_page(
     monkeypatch: Any,
 ) -> None:
     state = fakes.asana
-    owner = state.add_user("owner@example.com", "Owner")
-    state.set_authorizing_user(owner)
-    state.add_project(state.add_workspace("Company"), "Website")
-    client = await make_client(**fakes.urls)
-    _, csrf = await sign_in(client)
-    start = await post(client, "/integrations/asana/enable", {"csrf": csrf})
-    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
-    callback = urlsplit(authorized.headers["Location"])
-    await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
-    await settle(client)
+    client = await small_asana_connected(make_client, fakes)
     monkeypatch.setattr(page_module, "ASANA_READ_TIMEOUT_S", 0.3)
     state.faults.slow(3.0, "/workspaces")
     began = time.monotonic()
@@ -225,16 +234,7 @@ async def test_the_live_refresh_does_not_read_asana(
     fakes: Fakes,  # noqa: F811
 ) -> None:
     state = fakes.asana
-    owner = state.add_user("owner@example.com", "Owner")
-    state.set_authorizing_user(owner)
-    state.add_project(state.add_workspace("Company"), "Website")
-    client = await make_client(**fakes.urls)
-    _, csrf = await sign_in(client)
-    start = await post(client, "/integrations/asana/enable", {"csrf": csrf})
-    authorized = await client.session.get(start.headers["Location"], allow_redirects=False)
-    callback = urlsplit(authorized.headers["Location"])
-    await client.get(f"{callback.path}?{callback.query}", allow_redirects=False)
-    await settle(client)
+    client = await small_asana_connected(make_client, fakes)
     full = await (await client.get("/integrations")).text()
     before = state.faults.requests
     cards = await (await client.get("/integrations?view=cards")).text()

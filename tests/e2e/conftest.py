@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,10 @@ FIXTURE_PAGES = {
 }
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery staple"
+# Ids in the fake providers' seeded data (tests/fakes).
+ASANA_PROJECT = "1000000000000002"
+ASANA_WS = "1000000000000001"
+HEYSPACE_PROJECT = "11111111-1111-4111-8111-111111111111"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,6 +53,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # ------------------------------------------------------------------------ backend
+
+
+@pytest.fixture(autouse=True)
+def no_running_timer(backend: Backend) -> None:
+    """Every extension test starts with no timer running."""
+    backend.api("POST", "/timer/stop", {})
+
+
+def parse(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def entries_of(backend: Backend, task_id: str, since: float) -> list[dict[str, Any]]:
+    """The task's entries that started after an hour before `since`."""
+    start = datetime.fromtimestamp(since - 3600, UTC).isoformat().replace("+00:00", "Z")
+    items = backend.api("GET", f"/entries?from={start}&limit=500")["items"]
+    return [e for e in items if e["task_id"] == task_id]
+
+
+def task_id_of(backend: Backend, item: Item) -> str:
+    result = backend.api(
+        "POST", "/resolve", {"service": item.service, "external_ids": [item.external_id]}
+    )["results"][item.external_id]
+    return str(result["task_id"])
 
 
 @pytest.fixture(scope="session")

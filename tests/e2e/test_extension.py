@@ -62,11 +62,6 @@ def running(backend: Backend) -> dict[str, Any] | None:
     return backend.api("GET", "/timer")["running"]
 
 
-@pytest.fixture(autouse=True)
-def no_running_timer(backend: Backend) -> None:
-    backend.api("POST", "/timer/stop", {})
-
-
 # ------------------------------------------------------------------------ sign-in
 
 

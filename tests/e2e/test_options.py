@@ -6,43 +6,22 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, Browser, World
-from .stack import Backend, Item
+from .conftest import (
+    ARTIFACTS,
+    ASANA_PROJECT,
+    HEYSPACE_PROJECT,
+    Browser,
+    World,
+    task_id_of,
+)
+from .stack import Backend
 from .test_extension import button, running, wait_settled
 
 pytestmark = pytest.mark.e2e
-
-ASANA_PROJECT = "1000000000000002"
-ASANA_WS = "1000000000000001"
-HEYSPACE_PROJECT = "11111111-1111-4111-8111-111111111111"
-
-
-@pytest.fixture(autouse=True)
-def no_running_timer(backend: Backend) -> None:
-    backend.api("POST", "/timer/stop", {})
-
-
-def parse(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def entries_of(backend: Backend, task_id: str, since: float) -> list[dict[str, Any]]:
-    start = datetime.fromtimestamp(since - 3600, UTC).isoformat().replace("+00:00", "Z")
-    items = backend.api("GET", f"/entries?from={start}&limit=500")["items"]
-    return [e for e in items if e["task_id"] == task_id]
-
-
-def task_id_of(backend: Backend, item: Item) -> str:
-    result = backend.api(
-        "POST", "/resolve", {"service": item.service, "external_ids": [item.external_id]}
-    )["results"][item.external_id]
-    return str(result["task_id"])
 
 
 @pytest.fixture

@@ -124,11 +124,6 @@ def settled_pairs(
         page.wait_for_timeout(50)
 
 
-@pytest.fixture(autouse=True)
-def no_running_timer(backend: Backend) -> None:
-    backend.api("POST", "/timer/stop", {})
-
-
 @pytest.mark.parametrize("name", list(VIEWS))
 def test_each_place_gets_one_working_button_through_churn(
     module_browser: Browser, backend: Backend, world: World, name: str

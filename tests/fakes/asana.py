@@ -733,21 +733,25 @@ def create_app(state: AsanaState | None = None) -> web.Application:
         ]
         return listing(request, chosen, state.project_record)
 
+    def refused(project: str) -> web.Response | None:
+        """Asana's answer for a project that does not exist or may not be read."""
+        if project not in state.projects:
+            return _error(404, "project: Unknown object")
+        if project in state.forbidden:
+            return _error(403, "project: Forbidden")
+        return None
+
     async def project(request: web.Request) -> web.Response:
         gid = request.match_info["gid"]
-        if gid not in state.projects:
-            return _error(404, "project: Unknown object")
-        if gid in state.forbidden:
-            return _error(403, "project: Forbidden")
+        if (refusal := refused(gid)) is not None:
+            return refusal
         tree = _field_tree(request.query.get("opt_fields"))
         return web.json_response({"data": _select(state.project_record(gid), tree)})
 
     async def sections(request: web.Request) -> web.Response:
         project = request.match_info["gid"]
-        if project not in state.projects:
-            return _error(404, "project: Unknown object")
-        if project in state.forbidden:
-            return _error(403, "project: Forbidden")
+        if (refusal := refused(project)) is not None:
+            return refusal
         chosen = [g for g, s in state.sections.items() if s["project"] == project]
         return listing(request, chosen, state.section_record)
 
@@ -755,10 +759,8 @@ def create_app(state: AsanaState | None = None) -> web.Application:
         q = request.query
         if "project" in q:
             project = q["project"]
-            if project not in state.projects:
-                return _error(404, "project: Unknown object")
-            if project in state.forbidden:
-                return _error(403, "project: Forbidden")
+            if (refusal := refused(project)) is not None:
+                return refusal
             chosen = state.project_listing(project)
             if "modified_since" in q:
                 try:

@@ -94,13 +94,18 @@ async def connect_all(admin: Api, fakes: Providers, *, coworkers: tuple[str, ...
     asana.set_authorizing_user(owner)
     site = asana.add_project(asana.add_workspace("Company"), "Website", members=[owner])
     asana.add_task(site, "Launch", asana.add_section(site, "Now"))
-    status, start = await admin.post("/api/v1/integrations/asana")
-    assert status == 200, start
-    redirect = await admin.client.session.get(start["authorize_url"], allow_redirects=False)
-    location = urlsplit(redirect.headers["Location"])
-    page = await admin.client.get(f"{location.path}?{location.query}")
-    assert page.status == 200, await page.text()
+    await connect_asana(admin)
     await wait_for_syncs(admin)
+
+
+async def connect_asana(api: Api) -> None:
+    """Asana connected through the API's OAuth flow (the fake authorizes at once)."""
+    status, start = await api.post("/api/v1/integrations/asana")
+    assert status == 200, start
+    redirect = await api.client.session.get(start["authorize_url"], allow_redirects=False)
+    location = urlsplit(redirect.headers["Location"])
+    page = await api.client.get(f"{location.path}?{location.query}")
+    assert page.status == 200, await page.text()
 
 
 def provider_tokens(fakes: Providers) -> list[str]:

@@ -3,19 +3,10 @@ gives them, compared with Tasktimer's users case-insensitively."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
-from tests.fakes.connected import Providers, connect_all, providers
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Providers]:
-    async with providers() as running:
-        yield running
+from tests.fakes.connected import Providers, connect_all
 
 
 async def test_coworkers_on_internal_domains(make_client: Any, fakes: Providers) -> None:

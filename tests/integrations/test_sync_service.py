@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
 
 from server.app import create_app
 from server.keys import SERVICES
 from tests.api.test_timer import read_events
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, make_settings, mongo_db_url
+from tests.fakes import connected
 from tests.integrations.conftest import Fakes
 from tests.integrations.test_sync_flow import (
     HS_EMAIL,
@@ -239,12 +239,7 @@ async def test_streamed_apply_in_small_batches(admin_api: Api, fakes: Fakes) -> 
 
 
 async def connect_asana(api: Api) -> None:
-    status, start = await api.post("/api/v1/integrations/asana")
-    assert status == 200, start
-    redirect = await api.client.session.get(start["authorize_url"], allow_redirects=False)
-    location = urlsplit(redirect.headers["Location"])
-    page = await api.client.get(f"{location.path}?{location.query}")
-    assert page.status == 200, await page.text()
+    await connected.connect_asana(api)
     assert (await last_sync(api, "asana"))["state"] == "succeeded"
 
 

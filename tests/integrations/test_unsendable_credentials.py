@@ -3,7 +3,6 @@ the field, never a 500 - also when the provider is reachable."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,15 +13,9 @@ from server.integrations.http import ProviderHTTP
 from server.integrations.pivotal import pivotal_verify
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api
 from tests.fakes.checks import FAST
-from tests.fakes.connected import HS_EMAIL, Providers, providers
+from tests.fakes.connected import HS_EMAIL, Providers
 
 UNSENDABLE = ["a\x01b", "line\nbreak", "cr\rx", "nul\x00", "del\x7f", "tab\tx"]
-
-
-@pytest.fixture
-async def fakes() -> AsyncIterator[Providers]:
-    async with providers() as running:
-        yield running
 
 
 async def test_unsendable_credentials_are_a_400_naming_the_field(

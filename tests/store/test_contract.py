@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from server.store.base import Backend, DuplicateKey
-from server.store.factory import open_backend
 from server.store.specs import ALL
 from server.store.sqlite import SQLiteBackend
-from tests.conftest import make_settings
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Backend]:
-    backend = await open_backend(make_settings(database_url))
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def task(i: int, **extra: object) -> dict[str, object]:

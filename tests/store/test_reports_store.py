@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from server.domain.clock import iso
 from server.domain.localdays import build_grid, epoch_seconds
@@ -34,15 +32,6 @@ KEY_SETS: list[tuple[GroupKey, ...]] = [
     ("task", "tag"),
     ("tag", "user"),
 ]
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Backend]:
-    backend = await open_backend(make_settings(database_url))
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def seed(now: datetime) -> list[dict[str, Any]]:

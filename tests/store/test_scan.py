@@ -4,10 +4,10 @@ on SQLite and on MongoDB over the wire."""
 from __future__ import annotations
 
 from server.store.base import Backend
-from tests.store.test_contract import db, task  # noqa: F401 (the fixture)
+from tests.store.test_contract import task
 
 
-async def test_scan_streams_projected_rows_in_batches(db: Backend) -> None:  # noqa: F811
+async def test_scan_streams_projected_rows_in_batches(db: Backend) -> None:
     docs = [task(i, keywords=["k"] if i % 2 else [], sync_hash=f"{i:x}") for i in range(7)]
     docs[3].pop("sync_hash")
     await db.insert_many("tasks", [*docs, task(99, account_id="other")])
@@ -24,5 +24,5 @@ async def test_scan_streams_projected_rows_in_batches(db: Backend) -> None:  # n
     assert [r[0] for r in rows] == [f"t{i:03d}" for i in range(7)]
 
 
-async def test_scan_of_nothing_yields_nothing(db: Backend) -> None:  # noqa: F811
+async def test_scan_of_nothing_yields_nothing(db: Backend) -> None:
     assert [rows async for rows in db.scan("tasks", {"account_id": "none"}, ("name",))] == []

@@ -30,6 +30,15 @@ def status(page: Page, service: str) -> Locator:
     return page.locator(f'[data-tt-integration="{service}"] [data-tt-status]')
 
 
+def connect_pivotal(page: Page, token: str, button: str) -> None:
+    """Pivotal Tracker's card: ``button`` (enable or reenable), the token, synced."""
+    pivotal = page.locator('[data-tt-integration="pivotaltracker"]')
+    pivotal.locator(f"button[name={button}]").click()
+    pivotal.locator("input[name=api_token]").fill(token)
+    pivotal.locator("form[name=credentials] button[type=submit]").click()
+    expect(status(page, "pivotaltracker")).to_have_text("ok", timeout=SYNC_WAIT_MS)
+
+
 def test_done_when(page: Page, stack: Stack, chromium: Browser) -> None:
     providers = stack.providers
     story = providers.add("pivotaltracker", "Checkout flow")
@@ -41,11 +50,7 @@ def test_done_when(page: Page, stack: Stack, chromium: Browser) -> None:
     sign_in(page)
     page.locator('nav a[href="/integrations"]').click()
     shot(page, "done-01-integrations")
-    pivotal = page.locator('[data-tt-integration="pivotaltracker"]')
-    pivotal.locator("button[name=enable]").click()
-    pivotal.locator("input[name=api_token]").fill(providers.pivotal_token)
-    pivotal.locator("form[name=credentials] button[type=submit]").click()
-    expect(status(page, "pivotaltracker")).to_have_text("ok", timeout=SYNC_WAIT_MS)
+    connect_pivotal(page, providers.pivotal_token, "enable")
 
     heyspace = page.locator('[data-tt-integration="heyspace"]')
     heyspace.locator("button[name=enable]").click()
@@ -196,11 +201,7 @@ def test_done_when(page: Page, stack: Stack, chromium: Browser) -> None:
     )["results"][story]
     assert resolved is None or resolved["archived"] is True
     shot(page, "done-11-unlinked")
-    pivotal = page.locator('[data-tt-integration="pivotaltracker"]')
-    pivotal.locator("button[name=reenable]").click()
-    pivotal.locator("input[name=api_token]").fill(providers.pivotal_token)
-    pivotal.locator("form[name=credentials] button[type=submit]").click()
-    expect(status(page, "pivotaltracker")).to_have_text("ok", timeout=SYNC_WAIT_MS)
+    connect_pivotal(page, providers.pivotal_token, "reenable")
     again = stack.api.request(
         "POST", "/resolve", {"service": "pivotaltracker", "external_ids": [story]}
     )["results"][story]
