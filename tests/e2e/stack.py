@@ -109,6 +109,9 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         env = {
             **os.environ,
+            # Syncs run only when a test asks for one: the incremental check would import an
+            # item a test keeps "not imported yet" at a moment of its own choosing.
+            "TT_SYNC_POLL_S": "0",
             **provider_env,
             "TT_DATABASE_URL": f"sqlite:///{(workdir / 'tasktimer.db').resolve()}",
             "TT_HOST": "127.0.0.1",
