@@ -79,7 +79,9 @@ ENTRIES = CollectionSpec(
         "stop_key": T,
     },
     (
-        Index(("account_id", "user_id", "start")),
+        # A user's entries in start order; it also covers what a report by user and day
+        # reads (see sqlite_reports.BY_USER).
+        Index(("account_id", "user_id", "start", "start_s", "end_s", "task_id")),
         # Reports: entries starting in a range, and entries ending after a range's start
         # (or running), each with every column a summary reads (the whole seconds too),
         # so that SQLite answers from the index alone.

@@ -84,6 +84,20 @@ PARTS = (INSIDE, CROSSING, RUNNING_BEFORE)
 # each part's condition already decides (the subqueries are flattened, so an expression
 # for ``s`` is evaluated at every use).
 CLIPPED_STARTS = ("start_s", ":lo", ":lo")
+# A report grouped by user and day reads the entries starting inside the range one user
+# at a time (``:one_user``) from the per-user index, where each read's GROUP BY sorts one
+# user's few thousand days instead of every entry by a text key (the one big sort of the
+# whole-account query); the entries that began before the range are few and read once.
+USER_INDEX = "ix_entries_account_id_user_id_start_start_s_end_s_task_id"
+INSIDE_OF_USER = ("user_id = :one_user AND start >= :lo_iso AND start < :hi_iso", USER_INDEX)
+# Every user with entries in the account, one index seek each (a skip scan).
+USERS_WITH_ENTRIES = (
+    "WITH RECURSIVE u(id) AS ("
+    f"SELECT MIN(user_id) FROM entries INDEXED BY {USER_INDEX} WHERE account_id = :account_id"
+    f" UNION ALL SELECT (SELECT MIN(user_id) FROM entries INDEXED BY {USER_INDEX}"
+    " WHERE account_id = :account_id AND user_id > u.id) FROM u WHERE u.id IS NOT NULL"
+    ") SELECT id FROM u WHERE id IS NOT NULL"
+)
 # The row phases of an export, in start order: what began before the range, then the rest.
 ROW_PHASES = ((CROSSING, RUNNING_BEFORE), (INSIDE,))
 
@@ -95,7 +109,18 @@ def range_params(rng: EntryRange, params: dict[str, Any]) -> None:
 _KEY_COLUMNS = {"task": "task_id", "user": "user_id", "tag": "tag", "day": "d"}
 
 
-def totals_sql(rng: EntryRange, keys: Sequence[GroupKey]) -> tuple[str, dict[str, Any]]:
+def by_user(keys: Sequence[GroupKey]) -> bool:
+    """Whether a summary is read user by user (see ``INSIDE_OF_USER``)."""
+    return "user" in keys and "day" in keys and "tag" not in keys
+
+
+def totals_sql(
+    rng: EntryRange,
+    keys: Sequence[GroupKey],
+    parts: Sequence[tuple[str, str]] = PARTS,
+    starts: Sequence[str] = CLIPPED_STARTS,
+) -> tuple[str, dict[str, Any]]:
+    """Grouped seconds of the entries of ``parts`` (their clipped starts ``starts``)."""
     params: dict[str, Any] = {}
     where = filters(rng, params)
     range_params(rng, params)
@@ -110,7 +135,7 @@ def totals_sql(rng: EntryRange, keys: Sequence[GroupKey]) -> tuple[str, dict[str
     scans = [
         f"SELECT {cols}, {start} AS s, {end} FROM entries INDEXED BY {index}{tags}"
         f" WHERE {where} AND ({part})"
-        for (part, index), start in zip(PARTS, CLIPPED_STARTS, strict=True)
+        for (part, index), start in zip(parts, starts, strict=True)
     ]
     lives = [f"({live} FROM ({scan}) WHERE e > s)" for scan in scans]
     group = ", ".join(_KEY_COLUMNS[k] for k in keys)
